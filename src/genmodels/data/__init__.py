@@ -1,0 +1,1 @@
+"""Data: download with verification, image preparation, text tokenization."""

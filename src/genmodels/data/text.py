@@ -1,0 +1,203 @@
+"""Word-level tokenization, vocabulary and held-out splits for the text corpora.
+
+Tokenization follows the workshop: lowercase; ``. , ? ! : ; "`` are tokens of
+their own; ``--`` and ``-`` become spaces; line breaks become ``<nl>`` so
+generated text keeps its line structure; a story ends with ``<eos>``.
+
+Held-out text never overlaps the training text: a single-file corpus is cut
+into contiguous blocks (train | val | test, in reading order, cut at line
+breaks); a corpus of documents is split by whole documents.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field
+
+from genmodels.config import config
+from genmodels.io import atomic_dir, torch_save, write_json
+
+UNK = "<unk>"
+NL = "<nl>"
+EOS = "<eos>"
+SPECIALS = (UNK, NL, EOS)
+
+Newline = Literal["line", "paragraph"]
+
+_PUNCT = re.compile(r'([.,?!:;"])')
+_DASHES = re.compile(r"-+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines
+
+
+def tokenize(text: str, newline: Newline = "line") -> list[str]:
+    """Split ``text`` into word tokens.
+
+    ``newline="line"``: every line break is a ``<nl>`` (verse). ``"paragraph"``:
+    hard-wrapped prose, where a blank line ends a paragraph (one ``<nl>``) and a
+    single line break is only a space.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lower()
+    if newline == "paragraph":
+        text = _PARAGRAPH.sub(f" {NL} ", text.strip())
+        text = text.replace("\n", " ")
+    elif newline == "line":
+        text = text.replace("\n", f" {NL} ")
+    else:
+        raise ValueError(f"newline must be 'line' or 'paragraph', got {newline!r}")
+    text = _DASHES.sub(" ", text)
+    text = _PUNCT.sub(r" \1 ", text)
+    return text.split()  # split() on runs of whitespace: never an empty token
+
+
+class Vocab:
+    """Token <-> id. Id 0 is ``<unk>``; the specials come first, then words by frequency."""
+
+    def __init__(self, itos: Sequence[str]):
+        self.itos = tuple(itos)
+        if not self.itos or self.itos[0] != UNK:
+            raise ValueError(f"a vocabulary starts with {UNK}")
+        if len(set(self.itos)) != len(self.itos):
+            raise ValueError("a vocabulary has no duplicate tokens")
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    @property
+    def unk_id(self) -> int:
+        return 0
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        return [self.stoi.get(t, 0) for t in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.itos[i] for i in ids]
+
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        """The tokens this vocabulary does not hold, in order, without repeats."""
+        return list(dict.fromkeys(t for t in tokens if t not in self.stoi))
+
+    @classmethod
+    def build(cls, tokens: Iterable[str], min_freq: int = 1) -> Vocab:
+        """Words seen at least ``min_freq`` times, most frequent first (ties alphabetical)."""
+        counts = Counter(t for t in tokens if t not in SPECIALS)
+        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        return cls(tuple([*SPECIALS, *words]))
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, {"itos": list(self.itos)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        return cls(tuple(json.loads(Path(path).read_text())["itos"]))
+
+
+def split_blocks(
+    tokens: Sequence[str], val_fraction: float, test_fraction: float
+) -> dict[str, list[str]]:
+    """Contiguous train | val | test blocks, each cut just after a ``<nl>`` where one exists."""
+    n = len(tokens)
+
+    def cut(position: float) -> int:
+        i = int(round(position))
+        while 0 < i < n and tokens[i - 1] != NL:
+            i += 1
+        return i
+
+    a = cut(n * (1 - val_fraction - test_fraction))
+    b = cut(n * (1 - test_fraction))
+    return {"train": list(tokens[:a]), "val": list(tokens[a:b]), "test": list(tokens[b:])}
+
+
+def split_documents(
+    names: Sequence[str], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[str]]:
+    """Assign whole documents to splits: a seeded shuffle, at least one per held-out split."""
+    order = sorted(names)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction)) if val_fraction > 0 else 0
+    n_test = max(1, round(len(order) * test_fraction)) if test_fraction > 0 else 0
+    if n_val + n_test >= len(order):
+        raise ValueError(f"{len(order)} documents are too few for the val and test fractions")
+    return {
+        "test": sorted(order[:n_test]),
+        "val": sorted(order[n_test : n_test + n_val]),
+        "train": sorted(order[n_test + n_val :]),
+    }
+
+
+def oov_rate(tokens: Sequence[str], vocab: Vocab) -> float:
+    """Share of tokens mapped to ``<unk>``."""
+    return sum(t not in vocab.stoi for t in tokens) / len(tokens) if tokens else 0.0
+
+
+# --------------------------------------------------------------------------- the stage's work
+
+
+@config
+class PrepareTextConfig:
+    split: Literal["blocks", "documents"]  # contiguous blocks of one text, or whole documents
+    val_fraction: Annotated[float, Field(ge=0, lt=0.5)]
+    test_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+    newline: Newline
+    min_freq: Annotated[int, Field(ge=1)] = 1
+    seed: int = 0  # used by split="documents"
+
+
+def read_documents(raw: Path) -> dict[str, str]:
+    """Every ``*.txt`` in ``raw``, by file stem, in name order."""
+    files = sorted(Path(raw).glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(f"no .txt files in {raw}")
+    return {f.stem: f.read_text(encoding="utf-8") for f in files}
+
+
+def prepare_corpus(documents: dict[str, str], cfg: PrepareTextConfig) -> tuple[dict, Vocab, dict]:
+    """Tokenize, split and build the vocabulary from the training split only.
+
+    Returns (token ids per split as int64 tensors, vocabulary, meta with counts).
+    Every document ends with ``<eos>``.
+    """
+    tokens = {name: [*tokenize(text, cfg.newline), EOS] for name, text in documents.items()}
+    if cfg.split == "documents":
+        assignment = split_documents(list(tokens), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        split_tokens = {s: [t for d in names for t in tokens[d]] for s, names in assignment.items()}
+    else:
+        assignment = {s: sorted(tokens) for s in ("train", "val", "test")}
+        split_tokens = split_blocks(
+            [t for d in sorted(tokens) for t in tokens[d]], cfg.val_fraction, cfg.test_fraction
+        )
+    vocab = Vocab.build(split_tokens["train"], cfg.min_freq)
+    ids = {s: torch.tensor(vocab.encode(toks), dtype=torch.int64) for s, toks in split_tokens.items()}
+    meta = {
+        "documents": assignment,
+        "tokens": {s: len(toks) for s, toks in split_tokens.items()},
+        "vocab_size": len(vocab),
+        "oov_rate": {s: oov_rate(split_tokens[s], vocab) for s in ("val", "test")},
+    }
+    return ids, vocab, meta
+
+
+def save_corpus(ids: dict, vocab: Vocab, meta: dict, out: Path) -> None:
+    """``train.pt``/``val.pt``/``test.pt`` (``{"ids": int64 (N,)}``), ``vocab.json``, ``meta.json``."""
+    with atomic_dir(out) as staging:
+        for split, tensor in ids.items():
+            torch_save({"ids": tensor}, staging / f"{split}.pt")
+        vocab.save(staging / "vocab.json")
+        write_json(staging / "meta.json", meta)
+
+
+def load_ids(folder: Path, split: str) -> torch.Tensor:
+    """The token ids of one prepared split, int64 (N,)."""
+    return torch.load(Path(folder) / f"{split}.pt", weights_only=True)["ids"]

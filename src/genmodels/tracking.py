@@ -1,0 +1,203 @@
+"""One place that records a stage's params, metrics and artifacts, twice over.
+
+A :class:`Run` writes everything it is given both to MLflow (params, metrics
+per step, artifacts; tagged with the git commit and the DVC stage) and to
+DVC's files: a metrics JSON (the latest value of every metric, nested by the
+``/`` in its name, ``train/loss`` -> ``{"train": {"loss": ...}}``) and a plots
+CSV (one row per step, one column per metric) that ``dvc plots`` renders.
+
+The default MLflow store is the SQLite file ``mlflow.db`` in the working
+directory (the project root under ``dvc repro``); ``MLFLOW_TRACKING_URI``
+points it elsewhere. An HTTP server that does not answer within a few seconds
+is an error, raised before the stage does any work.
+
+    with start_run("train_image@vae", params=cfg_dict, metrics_path=..., plots_path=...) as run:
+        run.log({"train/loss": 1.2, "val/loss": 1.3}, step=epoch)
+        run.log_artifact("reports/samples.png")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from genmodels.io import atomic_open, write_json
+
+DEFAULT_EXPERIMENT = "genmodels"
+PROBE_TIMEOUT_S = 5.0
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file ``./mlflow.db``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, with a clear message, when an HTTP tracking server is down."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}). Start it, or unset "
+            "MLFLOW_TRACKING_URI to record runs in the local mlflow.db."
+        ) from None
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    """The commit of the working tree, or ``"unknown"`` outside a git repository."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"latent": 2}}`` -> ``{"model.latent": 2}`` (MLflow params are flat)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def nest(metrics: Mapping[str, float]) -> dict:
+    """``{"train/loss": 1.0}`` -> ``{"train": {"loss": 1.0}}`` (DVC metrics JSON)."""
+    tree: dict = {}
+    for name, value in metrics.items():
+        *parents, leaf = name.split("/")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+class Run:
+    """An active tracking run; made by :func:`start_run`."""
+
+    def __init__(self, mlflow_run, metrics_path: Path | None, plots_path: Path | None):
+        self._mlflow_run = mlflow_run
+        self.metrics_path = metrics_path
+        self.plots_path = plots_path
+        self.latest: dict[str, float] = {}
+        self.history: dict[int, dict[str, float]] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self._mlflow_run.info.run_id
+
+    def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record metrics (``"split/name"`` keys); with a step they also join the plots CSV."""
+        import mlflow
+
+        # Counts stay ints in the DVC JSON; everything else becomes a float.
+        values = {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            logging.getLogger(__name__).warning("non-finite metric values: %s", ", ".join(bad))
+        mlflow.log_metrics(values, step=step)
+        self.latest.update(values)
+        if step is not None:
+            self.history.setdefault(step, {}).update(values)
+            self._write_plots()
+        self._write_metrics()
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(dict(tags))
+
+    def _write_metrics(self) -> None:
+        if self.metrics_path is not None:
+            write_json(self.metrics_path, nest(self.latest))
+
+    def _write_plots(self) -> None:
+        if self.plots_path is None:
+            return
+        columns = sorted({k for row in self.history.values() for k in row})
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["step", *columns])
+        for step in sorted(self.history):
+            row = self.history[step]
+            writer.writerow([step, *(repr(row[c]) if c in row else "" for c in columns)])
+        with atomic_open(self.plots_path) as f:
+            f.write(buf.getvalue())
+
+
+def _quiet_mlflow_logs() -> None:
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def start_run(
+    stage: str,
+    params: Mapping[str, Any],
+    *,
+    metrics_path: str | Path | None = None,
+    plots_path: str | Path | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    uri: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Run]:
+    """Open an MLflow run for ``stage`` with ``params``; mirror metrics to DVC files.
+
+    The run ends FINISHED on success and FAILED if the block raises.
+    """
+    uri = uri or tracking_uri()
+    check_reachable(uri)
+    _quiet_mlflow_logs()
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {err}") from err
+    all_tags = {
+        "mlflow.source.git.commit": git_commit(),
+        "dvc.stage": stage,
+        **({"dvc.exp": os.environ["DVC_EXP_NAME"]} if os.environ.get("DVC_EXP_NAME") else {}),
+        **(tags or {}),
+    }
+    with mlflow.start_run(run_name=stage, tags=all_tags) as active:
+        flat = flatten(params)
+        if flat:
+            mlflow.log_params({k: str(v) for k, v in flat.items()})
+        run = Run(
+            active,
+            Path(metrics_path) if metrics_path else None,
+            Path(plots_path) if plots_path else None,
+        )
+        yield run
