@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
 from genmodels.config import ParamsError, load_section
 from genmodels.data.download import DownloadConfig, DownloadError, download_all
 from genmodels.data.sources import registry

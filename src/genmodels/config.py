@@ -51,9 +51,9 @@ def _describe(err: pydantic.ValidationError, where: str) -> str:
         # pydantic reports model-level checks (__post_init__) with an empty loc.
         key = ".".join([where, *(str(p) for p in e["loc"])])
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
+        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key"
-        elif e["type"] == "missing":
+        elif e["type"] in ("missing", "missing_argument"):
             msg = "missing key"
         elif "input" in e and not isinstance(e["input"], Mapping):
             msg = f"{msg} (got {e['input']!r})"

@@ -20,14 +20,12 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import Field
 from tqdm import tqdm
 
 from genmodels.config import config
-
 from genmodels.data.sources import RemoteFile
 from genmodels.io import atomic_open
 

@@ -57,15 +57,19 @@ def read_fashion_mnist(raw: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]
     return out
 
 
+def split_indices(n: int, val_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """A seeded, disjoint ``{"train", "val"}`` split of ``range(n)``, each sorted."""
+    if not 0 < val_size < n:
+        raise ValueError(f"prepare_images.val_size={val_size} must leave training images of {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return {"val": order[:val_size].sort().values, "train": order[val_size:].sort().values}
+
+
 def prepare(raw: Path, cfg: PrepareImagesConfig) -> tuple[dict, dict]:
     """Split and normalize; returns (splits, meta). Pure: writes nothing."""
     data = read_fashion_mnist(raw)
     images, labels = data["train"]
-    n = images.shape[0]
-    if cfg.val_size >= n:
-        raise ValueError(f"prepare_images.val_size={cfg.val_size} leaves no training images of {n}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-    index = {"val": order[: cfg.val_size].sort().values, "train": order[cfg.val_size :].sort().values}
+    index = split_indices(images.shape[0], cfg.val_size, cfg.seed)
 
     def to_float(x: torch.Tensor) -> torch.Tensor:
         return (x.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28) in [0, 1]

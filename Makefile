@@ -1,0 +1,25 @@
+# Two entry points: `make repro` (the pipeline) and `make test` (the test suite).
+# Each creates the virtual environment first if it is missing or stale.
+VENV ?= .venv
+PYTHON ?= python3
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -e '.[dev]'
+	touch $@
+
+.PHONY: install repro test test-all lint
+install: $(VENV)/.installed
+
+repro: $(VENV)/.installed
+	. $(VENV)/bin/activate && dvc repro
+
+test: $(VENV)/.installed
+	. $(VENV)/bin/activate && pytest
+
+test-all: $(VENV)/.installed  ## the default suite and the slow tests
+	. $(VENV)/bin/activate && pytest -m "slow or not slow"
+
+lint: $(VENV)/.installed
+	. $(VENV)/bin/activate && ruff check src stages tests

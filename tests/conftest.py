@@ -1,0 +1,76 @@
+"""Shared fixtures: the data mirror, and copies of the project for end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def mirror_path() -> Path | None:
+    """GENMODELS_MIRROR if set, else ../shared/mirror beside the checkout, if present."""
+    env = os.environ.get("GENMODELS_MIRROR")
+    path = Path(env) if env else ROOT.parent / "shared" / "mirror"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    path = mirror_path()
+    if path is None:
+        pytest.skip("no data mirror: set GENMODELS_MIRROR (see README)")
+    return path
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the project's source files (git-tracked or not ignored) into ``dest``; git init it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def run_dvc(project: Path, *args: str, mirror: Path | None = None, check: bool = True,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """``dvc <args>`` in ``project`` with this venv first on PATH and the mirror set."""
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_TRACKING_URI": "",  # each copy records into its own mlflow.db
+    }
+    if mirror is not None:
+        env["GENMODELS_MIRROR"] = str(mirror)
+    result = subprocess.run(
+        [str(VENV_BIN / "dvc"), *args], cwd=project, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def prepared_project(tmp_path_factory, mirror) -> Path:
+    """A project copy in which ``download`` and every ``prepare_*`` stage have run.
+
+    Shared by the end-to-end tests of later stages: each sets its own tiny
+    params (its own sections only) and runs ``dvc repro <its stages>``.
+    """
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    run_dvc(project, "repro", "prepare_images", "prepare_text", mirror=mirror)
+    return project

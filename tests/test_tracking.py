@@ -1,0 +1,74 @@
+import csv
+import json
+import socket
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from genmodels.tracking import TrackingError, flatten, nest, start_run
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # artifacts land under tmp_path/mlruns
+    return uri
+
+
+def test_run_is_written_to_mlflow_and_dvc_files_and_read_back(store, tmp_path):
+    artifact = tmp_path / "grid.txt"
+    artifact.write_text("pixels")
+    params = {"model": {"latent_dim": 2, "family": "vae"}, "seed": 0}
+    with start_run("train@toy", params, metrics_path=tmp_path / "m.json",
+                   plots_path=tmp_path / "plots.csv") as run:
+        for epoch in range(3):
+            run.log({"train/loss": 10.0 - epoch, "val/loss": 11.0 - epoch}, step=epoch)
+        run.log({"test/accuracy": 0.9, "test/count": 7})
+        run.log_artifact(artifact, "figures")
+        run_id = run.run_id
+
+    client = MlflowClient(store)
+    got = client.get_run(run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.params == {"model.latent_dim": "2", "model.family": "vae", "seed": "0"}
+    assert got.data.tags["dvc.stage"] == "train@toy"
+    assert "mlflow.source.git.commit" in got.data.tags
+    history = client.get_metric_history(run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(0, 10.0), (1, 9.0), (2, 8.0)]
+    assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/grid.txt"]
+
+    assert json.loads((tmp_path / "m.json").read_text()) == {
+        "train": {"loss": 8.0}, "val": {"loss": 9.0}, "test": {"accuracy": 0.9, "count": 7},
+    }
+    rows = list(csv.DictReader((tmp_path / "plots.csv").open()))
+    assert [r["step"] for r in rows] == ["0", "1", "2"]
+    assert float(rows[2]["val/loss"]) == 9.0 and "test/accuracy" not in rows[0]
+
+
+def test_a_failing_stage_ends_its_run_failed(store):
+    with pytest.raises(RuntimeError, match="boom"):
+        with start_run("broken", {}) as run:
+            run_id = run.run_id
+            raise RuntimeError("boom")
+    assert MlflowClient(store).get_run(run_id).info.status == "FAILED"
+
+
+def test_unreachable_server_fails_fast_with_a_clear_error(monkeypatch):
+    with socket.socket() as s:  # find a closed port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    with pytest.raises(TrackingError, match="unreachable"):
+        with start_run("x", {}):
+            pass
+    assert time.monotonic() - start < 10
+
+
+def test_names_flatten_and_nest():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    assert nest({"train/loss": 1.0, "train/kl": 2.0, "n": 3}) == {
+        "train": {"loss": 1.0, "kl": 2.0}, "n": 3,
+    }
