@@ -1,0 +1,221 @@
+"""Convolutional autoencoder and variational autoencoder, sharing one encoder/decoder.
+
+The nets are the workshop's: two stride-2 convolutions (32 -> 64 channels, ReLU),
+a dense layer to the latent code, and the mirrored transposed convolutions back
+to pixel logits. Every size comes from the config and the data's image shape.
+
+One contract for the family (see also ``vaegan.py``):
+    encode(x) -> code (AE) or (mu, logvar) (VAE)
+    decode(z) -> pixel logits (B, C, H, W)
+    forward(x) -> dict of outputs
+    loss(x, out) -> dict of named terms, "loss" is the one to minimise (nats per image)
+    z_from_noise(eps) -> latent codes for standard-normal noise (the prior)
+    sample(n, generator) -> images in [0, 1]
+    train_step(x, optimizers) -> dict of floats; make_optimizers() -> list
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from genmodels.config import config
+
+PositiveInt = Annotated[int, pydantic.Field(gt=0)]
+PositiveFloat = Annotated[float, pydantic.Field(gt=0)]
+
+
+@config
+class AutoencoderConfig:
+    """``train_image.<name>`` for the ``ae`` and ``vae`` families."""
+
+    family: Literal["ae", "vae"]
+    latent_dim: PositiveInt          # 2 for the pictures; 16 or 32 work too
+    channels: tuple[PositiveInt, ...]  # conv widths, each conv halves the image side
+    hidden_dim: Annotated[int, pydantic.Field(ge=0)]  # dense layer before the code; 0: none
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    seed: int
+    limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0  # > 0: smoke runs only
+
+
+def conv_out_side(side: int, n_convs: int) -> int:
+    """Image side after ``n_convs`` stride-2 convolutions; must divide exactly to mirror."""
+    if side % (2**n_convs) != 0:
+        raise ValueError(f"image side {side} is not divisible by 2**{n_convs}: "
+                         f"use fewer conv channels")
+    return side // 2**n_convs
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, H, W) -> (B, out_dim): stride-2 convs, then dense layers."""
+
+    def __init__(self, image_shape, channels, hidden_dim: int, out_dim: int, act=nn.ReLU):
+        super().__init__()
+        c, h, w = image_shape
+        layers, c_in = [], c
+        for c_out in channels:  # each conv halves the side: 28 -> 14 -> 7
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), act()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers)
+        flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
+        head = [nn.Linear(flat, hidden_dim), act(), nn.Linear(hidden_dim, out_dim)] \
+            if hidden_dim else [nn.Linear(flat, out_dim)]
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x):
+        h = self.convs(x)                  # (B, 64, 7, 7)
+        return self.head(h.flatten(1))     # (B, out_dim)
+
+
+class ConvDecoder(nn.Module):
+    """(B, latent) -> (B, C, H, W) pixel logits; the encoder's mirror image."""
+
+    def __init__(self, image_shape, channels, hidden_dim: int, latent_dim: int):
+        super().__init__()
+        c, h, w = image_shape
+        self.start = (channels[-1], conv_out_side(h, len(channels)), conv_out_side(w, len(channels)))
+        flat = self.start[0] * self.start[1] * self.start[2]
+        head = [nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat)] \
+            if hidden_dim else [nn.Linear(latent_dim, flat)]
+        self.head = nn.Sequential(*head, nn.ReLU())
+        layers = []
+        widths = [*reversed(channels), c]  # 64 -> 32 -> 1
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
+                                             output_padding=1))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU())  # no activation on the logits
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z):
+        h = self.head(z).view(-1, *self.start)  # (B, 64, 7, 7)
+        return self.deconvs(h)                  # (B, 1, 28, 28) logits
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | z) per image, in nats, for intensities x in [0, 1] read as Bernoulli means."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, in nats.
+
+    Closed form from Kingma & Welling 2014 (arXiv 1312.6114), appendix B:
+    -KL = 1/2 * sum(1 + log(sigma^2) - mu^2 - sigma^2).
+    """
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+class ImageModel(nn.Module):
+    """What the training loop needs: one optimizer, one minimised ``loss`` term."""
+
+    def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=lr)]
+
+    def train_step(self, x: torch.Tensor, optimizers) -> dict[str, float]:
+        (opt,) = optimizers
+        terms = self.loss(x, self(x))
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        return {k: v.item() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images in [0, 1] decoded from the prior, (n, C, H, W)."""
+        eps = torch.randn(n, self.config.latent_dim, generator=generator)
+        return torch.sigmoid(self.decode(self.z_from_noise(eps.to(self.device))))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class Autoencoder(ImageModel):
+    """Deterministic autoencoder trained on Bernoulli reconstruction alone.
+
+    It is not a generative model: nothing shapes where its codes lie, so there
+    is no distribution to sample from. To show it, ``sample`` decodes draws from
+    a Gaussian fitted to the training codes (``fit_code_gaussian``); the codes
+    fill an irregular region, and the Gaussian puts mass in its holes.
+    """
+
+    def __init__(self, cfg: AutoencoderConfig, image_shape=(1, 28, 28)):
+        super().__init__()
+        self.config = cfg
+        self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+        self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+        # The fitted Gaussian N(code_mean, L L^T); identity until fitted. Buffers, so
+        # they travel in the state_dict with the weights.
+        self.register_buffer("code_mean", torch.zeros(cfg.latent_dim))
+        self.register_buffer("code_chol", torch.eye(cfg.latent_dim))
+
+    def encode(self, x):
+        return self.encoder(x)  # (B, latent)
+
+    def decode(self, z):
+        return self.decoder(z)  # (B, C, H, W) logits
+
+    def forward(self, x):
+        z = self.encode(x)
+        return {"z": z, "logits": self.decode(z)}
+
+    def loss(self, x, out):
+        recon = bernoulli_nll(out["logits"], x).mean()
+        return {"loss": recon, "recon": recon}
+
+    @torch.no_grad()
+    def fit_code_gaussian(self, codes: torch.Tensor) -> None:
+        """Fit mean and covariance to training codes (N, latent)."""
+        mean = codes.mean(0)
+        cov = torch.cov(codes.T.double()).reshape(len(mean), len(mean))
+        cov += 1e-6 * torch.eye(len(mean), dtype=cov.dtype)  # keep it positive definite
+        self.code_mean.copy_(mean)
+        self.code_chol.copy_(torch.linalg.cholesky(cov).float())
+
+    def z_from_noise(self, eps):
+        return self.code_mean + eps @ self.code_chol.T  # (B, latent)
+
+
+class VAE(ImageModel):
+    """Variational autoencoder (Kingma & Welling 2014) with a Gaussian encoder.
+
+    loss = Bernoulli reconstruction + KL(q(z|x) || N(0, I)), both in nats per
+    image: the negative ELBO.
+    """
+
+    def __init__(self, cfg: AutoencoderConfig, image_shape=(1, 28, 28)):
+        super().__init__()
+        self.config = cfg
+        self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim)
+        self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+
+    def encode(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
+        return mu, logvar
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def reparameterize(self, mu, logvar):
+        # z = mu + sigma * eps keeps the draw differentiable in mu and sigma.
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return {"mu": mu, "logvar": logvar, "z": z, "logits": self.decode(z)}
+
+    def loss(self, x, out):
+        recon = bernoulli_nll(out["logits"], x).mean()
+        kl = gaussian_kl(out["mu"], out["logvar"]).mean()
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
+
+    def z_from_noise(self, eps):
+        return eps  # the prior is N(0, I)

@@ -1,0 +1,112 @@
+"""Judge a trained image model on the test set.
+
+Reconstruction (MSE and Bernoulli BCE per image; for VAE and VAE-GAN the
+negative ELBO in nats per image and bits per dimension), then ``n_samples``
+draws from the prior compared with the test set in the classifier's feature
+space (FID, KID, precision/recall, class entropy), the same comparison for
+training images (the floor a perfect model would reach), and novelty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+import torch
+from tqdm import tqdm
+
+from genmodels.config import config
+from genmodels.device import seed_everything
+from genmodels.images import metrics as M
+from genmodels.images.autoencoder import Autoencoder, bernoulli_nll, gaussian_kl
+from genmodels.images.classifier import FeatureExtractor, load_classifier
+from genmodels.images.data import batches, load_split
+from genmodels.images.registry import load_checkpoint
+from genmodels.images.runs import reopen_run
+
+PositiveInt = Annotated[int, pydantic.Field(gt=0)]
+
+
+@config
+class EvaluateConfig:
+    """``evaluate_image`` in params.yaml (shared by every model)."""
+
+    n_samples: PositiveInt       # prior samples; also the size of the training-set floor
+    k: PositiveInt               # neighbours for precision/recall (Kynkaanniemi et al.: 3)
+    kid_subsets: PositiveInt
+    kid_subset_size: PositiveInt
+    batch_size: PositiveInt
+    seed: int
+    max_test: Annotated[int, pydantic.Field(ge=0)] = 0  # > 0: first images only (smoke runs)
+
+
+@torch.no_grad()
+def reconstruction_metrics(model, images: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """Per-image means over ``images``; the VAE's ELBO uses one posterior draw per image."""
+    sums: dict[str, float] = {}
+    for idx in batches(images, batch_size):
+        x = images[idx]
+        code = model.encode(x)
+        mean = code[0] if isinstance(code, tuple) else code
+        logits = model.decode(mean)  # reconstruction from the code / posterior mean
+        terms = {
+            "recon_mse": (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1),
+            "recon_bce": bernoulli_nll(logits, x),
+        }
+        if not isinstance(model, Autoencoder):
+            mu, logvar = code
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            terms["nelbo"] = bernoulli_nll(model.decode(z), x) + gaussian_kl(mu, logvar)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.sum().item()
+    out = {k: v / len(images) for k, v in sums.items()}
+    if "nelbo" in out:
+        out["bits_per_dim"] = M.bits_per_dim(out["nelbo"], images[0].numel())
+    return out
+
+
+@torch.no_grad()
+def draw_samples(model, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.cat([model.sample(min(batch_size, n - i), generator)
+                      for i in tqdm(range(0, n, batch_size), desc="sampling", leave=False)])
+
+
+def sample_metrics(dist: M.FeatureDistances, classifier, fake, real_feats, k, seed):
+    feats, probs = M.extract(classifier, fake)
+    out = dist(fake, seed) | M.precision_recall(real_feats, feats, k)
+    out["class_entropy"] = M.class_entropy(probs)
+    return out, feats
+
+
+def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str | Path,
+             data_dir: str | Path, metrics: str | Path, stage: str = "evaluate_image") -> dict:
+    gen = seed_everything(cfg.seed)
+    model, ckpt = load_checkpoint(model_path)
+    classifier = load_classifier(classifier_path)
+    test_x, _ = load_split(data_dir, "test")
+    train_x, _ = load_split(data_dir, "train")
+    if cfg.max_test:
+        test_x = test_x[: cfg.max_test]
+
+    results = {f"test/{k}": v for k, v in
+               reconstruction_metrics(model, test_x, cfg.batch_size).items()}
+
+    # Prior samples, and as many training images: the floor a perfect model reaches.
+    fake = draw_samples(model, cfg.n_samples, cfg.batch_size, gen)
+    floor = train_x[torch.randperm(len(train_x), generator=gen)[: cfg.n_samples]]
+    test_feats, _ = M.extract(classifier, test_x)
+    train_feats, _ = M.extract(classifier, train_x)
+    k = min(cfg.k, len(test_x) - 1, cfg.n_samples - 1)
+    dist = M.FeatureDistances(FeatureExtractor(classifier), test_x, cfg.kid_subsets,
+                              cfg.kid_subset_size, cfg.batch_size)
+    sample_m, sample_feats = sample_metrics(dist, classifier, fake, test_feats, k, cfg.seed)
+    floor_m, _ = sample_metrics(dist, classifier, floor, test_feats, k, cfg.seed)
+    results |= {f"samples/{k_}": v for k_, v in sample_m.items()}
+    results |= {f"floor/{k_}": v for k_, v in floor_m.items()}
+    results |= {f"novelty/{k_}": v for k_, v in
+                M.novelty(sample_feats, test_feats, train_feats).items()}
+
+    with reopen_run(ckpt.get("run_id"), stage, metrics) as run:
+        run.log(results)
+    return results
