@@ -1,0 +1,81 @@
+"""The ``genmodels`` command.
+
+    genmodels generate --model lstm --corpus sherlock --prompt "sherlock woke up and saw" \\
+        --words 200 --temperature 0.5 --seed 0
+    genmodels generate --model lstm --corpus shakespeare --interactive   # a prompt a line, until EOF
+
+``--model``/``--corpus`` name the checkpoint the pipeline trained
+(``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+# where dvc.yaml's train_text stage writes the entry <model>_<corpus>
+CHECKPOINT = "data/models/text/{name}.pt"
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from genmodels.device import seed_everything
+    from genmodels.text.generate import check_sampling, complete
+    from genmodels.text.registry import load_checkpoint
+
+    check_sampling(args.temperature, args.top_k, args.top_p)
+    path = Path(args.checkpoint or CHECKPOINT.format(name=f"{args.model}_{args.corpus}"))
+    if not path.is_file():
+        raise SystemExit(f"no checkpoint at {path}: run `dvc repro train_text` first, or pass --checkpoint")
+    model, itos, ckpt = load_checkpoint(path)
+    newline = ckpt.get("newline", "line")
+    gen = seed_everything(args.seed)
+
+    def answer(prompt: str) -> None:
+        text = complete(model, itos, prompt, args.words, args.temperature, args.top_k,
+                        args.top_p, gen, newline)
+        print(text, flush=True)
+
+    if not args.interactive:
+        answer(args.prompt)
+        return 0
+    if sys.stdin.isatty():
+        print("Type a prompt and press Enter (an empty line: unprompted); Ctrl-D ends.", file=sys.stderr)
+    for line in sys.stdin:  # until end of input
+        answer(line.rstrip("\n"))
+        print(flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genmodels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="continue a prompt with a trained language model")
+    g.add_argument("--model", default="lstm", help="model part of the train_text entry (lstm)")
+    g.add_argument("--corpus", default="shakespeare", help="corpus part of the entry (sherlock)")
+    g.add_argument("--checkpoint", help="a checkpoint path instead of the pipeline's")
+    g.add_argument("--prompt", default="", help="text to continue; empty = unprompted")
+    g.add_argument("--interactive", "-i", action="store_true", help="read prompts from stdin until EOF")
+    g.add_argument("--words", type=int, default=100, help="tokens to generate")
+    g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    g.add_argument("--top-k", type=int, default=0, help="0 = off")
+    g.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # bad sampling settings and the like: one line, no traceback
+        print(f"genmodels: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Word-level language models of the text corpora: RNN, LSTM, GRU, Transformer, n-grams."""

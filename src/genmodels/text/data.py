@@ -1,0 +1,57 @@
+"""Token streams from the prepare_text stage, cut into contiguous BPTT windows.
+
+``batchify`` lays the stream out as B parallel columns, as pytorch/examples'
+word_language_model does; window ``i`` then takes rows i .. i+bptt of every
+column, so a column's windows follow one another in the text and the state
+carried from one window is the right context for the next::
+
+    a g m s        window 0: input [[a b], [g h], ...]  targets [[b c], [h i], ...]
+    b h n t        window 1: input [[c d], [i j], ...]  targets [[d e], [j k], ...]
+    c i o u
+    ...            (stream "a b c d e f g h ..." with B = 4 columns)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genmodels.data.text import Vocab
+
+
+def load_split(folder: str | Path, split: str) -> torch.Tensor:
+    """The token ids (N,) int64 of ``train``/``val``/``test`` in a prepared corpus folder."""
+    path = Path(folder) / f"{split}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare_text stage first")
+    ids = torch.load(path, weights_only=True)["ids"]
+    if ids.dtype != torch.long or ids.dim() != 1:
+        raise ValueError(f"{path}: expected a 1-D int64 tensor, got {ids.dtype} {tuple(ids.shape)}")
+    return ids
+
+
+def load_vocab(folder: str | Path) -> Vocab:
+    path = Path(folder) / "vocab.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare_text stage first")
+    return Vocab.load(path)
+
+
+def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """(N,) -> (B, N // B): B contiguous columns, the remainder dropped."""
+    n = ids.numel() // batch_size
+    if n < 2:
+        raise ValueError(f"{ids.numel()} tokens are too few for batch_size {batch_size}")
+    return ids[: n * batch_size].view(batch_size, n)  # (B, L)
+
+
+def windows(data: torch.Tensor, bptt: int):
+    """Yield (x, y), each (B, <=bptt), over a batchified (B, L) stream; y is x shifted by one."""
+    for i in range(0, data.size(1) - 1, bptt):
+        t = min(bptt, data.size(1) - 1 - i)
+        yield data[:, i : i + t], data[:, i + 1 : i + 1 + t]
+
+
+def n_windows(data: torch.Tensor, bptt: int) -> int:
+    return -(-(data.size(1) - 1) // bptt)

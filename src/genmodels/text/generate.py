@@ -1,0 +1,158 @@
+"""Sampling, written once for every language model.
+
+Every model here shares one contract, ``forward(idx, targets=None, state=None) ->
+(logits, loss, state)``, where ``state`` is what a model carries from one call to
+the next: the hidden state of a recurrent model, the key/value cache of the
+Transformer. So generation feeds the prompt once and then costs one step per new
+token, never a re-run of the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> None:
+    """Raise ``ValueError`` for settings that have no meaning (0 = greedy is fine)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise ValueError(f"temperature must be a number, got {temperature!r}")
+    if math.isnan(temperature) or math.isinf(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Keep the ``top_k`` most likely tokens, then the smallest set whose mass reaches
+    ``top_p`` (nucleus sampling, Holtzman et al. 2020); the rest get -inf."""
+    logits = logits.clone()  # (B, V)
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits[logits < kth] = -math.inf
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the tokens before it already hold top_p of the mass;
+        # the most likely token always stays
+        drop = probs.cumsum(-1) - probs >= top_p
+        sorted_logits[drop] = -math.inf
+        logits = torch.full_like(logits, -math.inf).scatter(-1, order, sorted_logits)
+    return logits
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Next ids ``(B,)`` from last-position logits ``(B, V)``; temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+class LanguageModel(nn.Module):
+    """Base class: subclasses define ``forward`` and ``detach_state``."""
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue each row of ``idx`` (B, T), T >= 1, by ``max_new_tokens`` tokens.
+
+        Returns (B, T + max_new_tokens). The prompt is read in one call; each new
+        token is then one call on a (B, 1) input with the carried state.
+        """
+        check_sampling(temperature, top_k, top_p)
+        if idx.dim() != 2 or idx.size(1) == 0:
+            raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
+        was_training = self.training
+        self.eval()
+        out = [idx]
+        logits, _, state = self(idx)  # (B, T, V)
+        for i in range(max_new_tokens):
+            nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
+            out.append(nxt[:, None])
+            if i + 1 < max_new_tokens:
+                logits, _, state = self(nxt[:, None], state=state)  # (B, 1, V)
+        self.train(was_training)
+        return torch.cat(out, dim=1)
+
+
+def tokens_per_second(
+    model: LanguageModel, n_tokens: int = 2000, temperature: float = 1.0, repeats: int = 3, seed: int = 0
+) -> float:
+    """Single-stream generation speed (B = 1, one step per token): best of ``repeats``."""
+    gen = torch.Generator().manual_seed(seed)
+    start = torch.zeros(1, 1, dtype=torch.long)
+    model.generate(start, 20, temperature, generator=gen)  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.generate(start, n_tokens, temperature, generator=gen)
+        best = min(best, time.perf_counter() - t0)
+    return n_tokens / best
+
+
+def encode_prompt(prompt: str, stoi: dict[str, int], newline: str = "line") -> list[int]:
+    """Prompt text -> ids. Words outside the vocabulary become ``<unk>`` with a warning
+    naming them; an empty prompt is unprompted generation (it starts after a ``<nl>``)."""
+    from genmodels.data.text import NL, UNK, tokenize
+
+    tokens = tokenize(prompt, newline)
+    unknown = list(dict.fromkeys(t for t in tokens if t not in stoi))
+    if unknown:
+        log.warning("prompt words not in the vocabulary, read as %s: %s", UNK, ", ".join(unknown))
+    return [stoi.get(t, stoi[UNK]) for t in tokens] or [stoi[NL]]
+
+
+def complete(
+    model: LanguageModel,
+    itos: list[str],
+    prompt: str,
+    n_tokens: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    newline: str = "line",
+) -> str:
+    """Prompt text in, prompt plus ``n_tokens`` generated tokens out, as readable text
+    (it stops early at ``<eos>``)."""
+    from genmodels.data.text import EOS, NL
+    from genmodels.text.detokenize import detokenize
+
+    stoi = {t: i for i, t in enumerate(itos)}
+    ids = encode_prompt(prompt, stoi, newline)
+    out = model.generate(torch.tensor([ids]), n_tokens, temperature, top_k, top_p, generator)
+    new = [itos[i] for i in out[0, len(ids) :].tolist()]
+    if EOS in new:
+        new = new[: new.index(EOS)]
+    start = [itos[i] for i in ids]
+    if start == [NL] and not tokenize_is_nl(prompt):
+        start = []  # the <nl> that stood for "no prompt"
+    return detokenize(start + new, newline)
+
+
+def tokenize_is_nl(prompt: str) -> bool:
+    """True when the prompt itself is only line breaks (so its <nl> is real)."""
+    return "\n" in prompt and not prompt.strip()

@@ -1,0 +1,117 @@
+"""Count-based baselines on the neural models' vocabulary: add-one unigram and
+interpolated Kneser-Ney n-grams.
+
+Interpolated Kneser-Ney (Kneser & Ney 1995; the interpolated form and the
+discount estimate are Chen & Goodman 1998, eqs. 17 and 26), for a history h of
+n-1 words and its suffix h' of n-2 words:
+
+    P(w | h) = max(c(h w) - D, 0) / c(h)  +  D * N1+(h .) / c(h) * P(w | h')
+
+At the highest order c is the plain count; at lower orders it is the
+continuation count N1+(. h w), the number of distinct words seen before ``h w``.
+The order-1 distribution is interpolated with the uniform 1/V, so every word of
+the vocabulary has a probability, and a history never seen falls through to the
+next order down. The discount per order is D = n1 / (n1 + 2 n2), with n1, n2 the
+numbers of n-grams counted once and twice (kept within [0.1, 0.9]).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+class Unigram:
+    """Add-one unigram: P(w) = (c(w) + 1) / (N + V)."""
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size = vocab_size
+        self.probs = np.full(vocab_size, 1.0 / vocab_size)
+
+    def fit(self, ids: Sequence[int]) -> Unigram:
+        counts = np.bincount(np.asarray(ids), minlength=self.vocab_size).astype(np.float64)
+        self.probs = (counts + 1) / (counts.sum() + self.vocab_size)
+        return self
+
+    def distribution(self, history: Sequence[int]) -> np.ndarray:
+        return self.probs
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney of order ``order`` (>= 1) over ids ``0 .. vocab_size-1``."""
+
+    def __init__(self, vocab_size: int, order: int = 3):
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        self.vocab_size, self.order = vocab_size, order
+        # per order k (1..n): history tuple (k-1 ids) -> (words, discounted numerators / c(h), lambda)
+        self.tables: list[dict] = []
+
+    def fit(self, ids: Sequence[int]) -> KneserNey:
+        ids = [int(i) for i in ids]
+        n = self.order
+        grams = [Counter(zip(*(ids[i:] for i in range(k)), strict=False)) for k in range(1, n + 1)]
+        counts: list[Counter] = [Counter() for _ in range(n)]
+        counts[n - 1] = grams[n - 1]  # highest order: plain counts
+        for k in range(n - 1):  # lower orders: continuation counts N1+(. g)
+            for g in grams[k + 1]:
+                counts[k][g[1:]] += 1
+        self.tables = []
+        for k, cnt in enumerate(counts):
+            n1 = sum(1 for c in cnt.values() if c == 1)
+            n2 = sum(1 for c in cnt.values() if c == 2)
+            d = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.5  # Chen & Goodman 1998, eq. 26
+            d = min(max(d, 0.1), 0.9)  # tiny corpora: keep some mass for the lower order
+            by_history: dict[tuple, list] = defaultdict(list)
+            for g, c in cnt.items():
+                by_history[g[:k]].append((g[k], c))
+            table = {}
+            for h, items in by_history.items():
+                words = np.array([w for w, _ in items], dtype=np.int64)
+                c = np.array([c for _, c in items], dtype=np.float64)
+                total = c.sum()
+                table[h] = (words, np.maximum(c - d, 0.0) / total, d * len(items) / total)
+            self.tables.append(table)
+        return self
+
+    def distribution(self, history: Sequence[int]) -> np.ndarray:
+        """P(. | history) over the whole vocabulary, shape (V,); sums to 1."""
+        if not self.tables:
+            raise RuntimeError("fit the model first")
+        history = tuple(int(i) for i in history)
+        p = np.full(self.vocab_size, 1.0 / self.vocab_size)  # order 0: uniform
+        for k, table in enumerate(self.tables):  # k = history length of this order
+            if k > len(history):
+                break
+            entry = table.get(history[len(history) - k :] if k else ())
+            if entry is None:  # unseen history: keep the lower-order estimate
+                continue
+            words, mass, lam = entry
+            p = lam * p
+            p[words] += mass
+        return p
+
+
+def score_stream(model, data: torch.Tensor, desc: str = "n-gram") -> dict[str, float]:
+    """Loss, perplexity, top-1 and top-5 accuracy of a count model on a batchified (B, L)
+    stream, scoring the same targets as the neural evaluation (every column's tokens
+    after its first, with history from the same column)."""
+    order = getattr(model, "order", 1)
+    rows = data.tolist()
+    nll, top1, top5, count = 0.0, 0, 0, 0
+    for row in tqdm(rows, desc=desc, leave=False):
+        for t in range(1, len(row)):
+            p = model.distribution(row[max(0, t - order + 1) : t])
+            y = row[t]
+            nll -= math.log(p[y])
+            best5 = np.argpartition(-p, 5)[:5]
+            top1 += int(best5[np.argmax(p[best5])] == y)
+            top5 += int(y in best5)
+            count += 1
+    mean = nll / count
+    return {"loss": mean, "ppl": math.exp(mean), "acc": top1 / count, "top5": top5 / count}

@@ -1,0 +1,86 @@
+"""Recurrent word-level language models: tanh RNN, LSTM or GRU, one class.
+
+embedding -> dropout -> stacked recurrent layers -> dropout -> projection to the
+vocabulary, as in pytorch/examples' word_language_model. The projection may share
+its weight matrix with the embedding (Press & Wolf 2017, "Using the Output
+Embedding to Improve Language Models"; Inan et al. 2017), which needs
+``n_hidden == n_embd``. The embedding may instead be loaded, frozen, from a
+GloVe-format text file (``embeddings``, with ``tie_weights: false``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from genmodels.config import config
+from genmodels.text.embeddings import load_glove
+from genmodels.text.generate import LanguageModel
+from genmodels.text.softmax import OutputLayer, output
+
+Cell = Literal["rnn", "lstm", "gru"]
+
+
+@config
+class RNNConfig:
+    cell: Cell = "lstm"  # rnn = Elman tanh RNN
+    n_embd: Annotated[int, Field(gt=0)] = 256
+    n_hidden: Annotated[int, Field(gt=0)] = 256
+    n_layer: Annotated[int, Field(gt=0)] = 1
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    tie_weights: bool = True
+    cutoffs: tuple[int, ...] = ()  # adaptive softmax clusters (ids sorted by frequency); () = full
+    embeddings: str = ""  # GloVe-format text file; "" = learn the embedding
+    vocab_size: Annotated[int, Field(gt=0)] = 1  # set from the data, not from params
+
+    def __post_init__(self):
+        if self.tie_weights and self.embeddings:
+            raise ValueError("frozen pretrained embeddings are not tied: set tie_weights: false")
+        if self.tie_weights and self.n_hidden != self.n_embd:
+            raise ValueError(
+                f"tie_weights needs n_hidden == n_embd (got {self.n_hidden} and {self.n_embd})"
+            )
+
+
+class RNNLM(LanguageModel):
+    """``forward(idx, targets=None, state=None) -> (logits, loss, state)``."""
+
+    def __init__(self, config: RNNConfig, vocab: list[str] | None = None):
+        super().__init__()
+        self.config = config
+        c = config
+        self.drop = nn.Dropout(c.dropout)
+        self.embed = nn.Embedding(c.vocab_size, c.n_embd)
+        rnn_cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[c.cell]
+        self.rnn = rnn_cls(
+            c.n_embd, c.n_hidden, c.n_layer, batch_first=True,
+            dropout=c.dropout if c.n_layer > 1 else 0.0,
+        )
+        self.head = OutputLayer(c.n_hidden, c.vocab_size, c.cutoffs)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if c.embeddings:
+            if vocab is None:
+                raise ValueError("pretrained embeddings need the vocabulary")
+            self.embed.weight.data.copy_(load_glove(c.embeddings, vocab, c.n_embd))
+            self.embed.weight.requires_grad_(False)
+        if c.tie_weights:
+            # Press & Wolf 2017: one matrix both embeds the input word and scores the output word.
+            self.head.weight = self.embed.weight
+
+    def forward(self, idx, targets=None, state=None):
+        # idx (B, T) token ids; state: the recurrent state carried from the previous window
+        x = self.drop(self.embed(idx))  # (B, T, C)
+        out, state = self.rnn(x, state)  # (B, T, H)
+        return output(self.head, self.drop(out), targets, self.training) + (state,)
+
+    @staticmethod
+    def detach_state(state):
+        """Cut the graph between BPTT windows, keep the values (``repackage_hidden``)."""
+        if state is None:
+            return None
+        if isinstance(state, torch.Tensor):
+            return state.detach()
+        return tuple(s.detach() for s in state)

@@ -1,0 +1,159 @@
+"""A small decoder-only Transformer (Vaswani et al. 2017; GPT-style pre-norm blocks
+as in nanoGPT) with rotary positions and a key/value cache that is also its state.
+
+Positions are rotary (RoPE, Su et al. 2021): a query and a key are rotated by
+their absolute positions, so their dot product depends only on the distance
+between them. A cache of past keys can therefore be cut to its last ``context``
+entries without recomputing anything, which gives three things at once:
+
+- generation costs one step per new token for ever, with a fixed window;
+- like the recurrent models, the Transformer carries its state (the cache,
+  detached) from one training window to the next: the segment-level memory of
+  Transformer-XL (Dai et al. 2019), so every position sees up to ``context``
+  earlier tokens even at the start of a window;
+- running a sequence at once or token by token gives the same logits.
+
+The state is ``(pos, [(k, v) per layer])``: ``pos`` is the absolute position of
+the next token, ``k`` and ``v`` are ``(B, nh, <=context, hs)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from genmodels.config import config
+from genmodels.text.generate import LanguageModel
+from genmodels.text.softmax import OutputLayer, output
+
+
+@config
+class TransformerConfig:
+    n_embd: Annotated[int, Field(gt=0)] = 256
+    n_head: Annotated[int, Field(gt=0)] = 4
+    n_layer: Annotated[int, Field(gt=0)] = 2
+    context: Annotated[int, Field(gt=0)] = 128  # past tokens kept in the cache
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    tie_weights: bool = True  # Press & Wolf 2017
+    cutoffs: tuple[int, ...] = ()  # adaptive softmax clusters (ids sorted by frequency); () = full
+    vocab_size: Annotated[int, Field(gt=0)] = 1  # set from the data, not from params
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError("rotary positions need an even head size (n_embd / n_head)")
+
+
+def rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """RoPE (Su et al. 2021, eq. 34): rotate feature pairs of ``x`` (B, nh, T, hs) by angle
+    ``pos * 10000^(-2i/hs)``, with ``pos`` (T,) the absolute positions."""
+    half = x.size(-1) // 2
+    # float64 angles: positions grow without bound while a state is carried
+    freqs = 10000.0 ** (-torch.arange(half, dtype=torch.float64, device=x.device) / half)
+    angle = pos.to(torch.float64)[:, None] * freqs[None, :]  # (T, hs/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.context = config.context
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, pos, cache=None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k = rotate(q, pos), rotate(k, pos)  # (B, nh, T, hs)
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)  # (B, nh, P + T, hs)
+            v = torch.cat([cache[1], v], dim=2)
+        P = k.size(2) - T
+        # query i (absolute P + i) sees the P cached keys and keys 0..i of this window
+        mask = None if T == 1 else torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(P)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        new_cache = (k[:, :, -self.context :], v[:, :, -self.context :])
+        return self.resid_drop(self.proj(y)), new_cache
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = SelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x, pos, cache=None):
+        a, cache = self.attn(self.ln1(x), pos, cache)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), cache
+
+
+class TransformerLM(LanguageModel):
+    """``forward(idx, targets=None, state=None) -> (logits, loss, state)``."""
+
+    def __init__(self, config: TransformerConfig, vocab: list[str] | None = None):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = OutputLayer(config.n_embd, config.vocab_size, config.cutoffs, bias=False)
+        self.apply(self._init_weights)
+        nn.init.normal_(self.head.weight, 0.0, 0.02)
+        self.head.reset_clusters()
+        for name, p in self.named_parameters():  # GPT-2: scaled init of residual projections
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+        if config.tie_weights:
+            self.head.weight = self.embed.weight
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+    def forward(self, idx, targets=None, state=None):
+        B, T = idx.shape
+        start, caches = state if state is not None else (0, [None] * len(self.blocks))
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
+        x = self.drop(self.embed(idx))  # (B, T, C)
+        new_caches = []
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x, cache = block(x, pos, cache)
+            new_caches.append(cache)
+        logits, loss = output(self.head, self.ln_f(x), targets, self.training)  # (B, T, V)
+        return logits, loss, (start + T, new_caches)
+
+    @staticmethod
+    def detach_state(state):
+        if state is None:
+            return None
+        pos, caches = state
+        return pos, [(k.detach(), v.detach()) for k, v in caches]

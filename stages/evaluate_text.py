@@ -1,0 +1,34 @@
+"""DVC stage evaluate_text@<name>: test-set metrics of one model, baselines, sample metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from genmodels.config import as_dict, load_section
+from genmodels.io import atomic_open
+from genmodels.text.evaluate import EvaluateTextConfig, evaluate
+from genmodels.tracking import start_run
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--name", required=True, help="entry of train_text in params.yaml")
+    p.add_argument("--data", required=True, help="prepared corpus folder")
+    p.add_argument("--model", required=True, help="checkpoint from train_text")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--samples", required=True, help="text file for the unprompted samples")
+    p.add_argument("--params", default="params.yaml")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section(args.params, "evaluate_text", EvaluateTextConfig)
+    with start_run(f"evaluate_text@{args.name}", as_dict(cfg), metrics_path=args.metrics) as run:
+        metrics, samples = evaluate(cfg, args.model, args.data)
+        run.log(metrics)
+        with atomic_open(args.samples) as f:
+            f.write("\n\n".join(" ".join(s) for s in samples) + "\n")
+        run.log_artifact(args.samples)
+
+
+if __name__ == "__main__":
+    main()

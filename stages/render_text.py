@@ -1,0 +1,33 @@
+"""DVC stage render_text@<name>: samples at several temperatures and loss curves."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from genmodels.config import as_dict, load_section
+from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
+from genmodels.tracking import start_run
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--name", required=True, help="entry of train_text in params.yaml")
+    p.add_argument("--corpus", required=True, help="picks render_text.prompts.<corpus>")
+    p.add_argument("--model", required=True, help="checkpoint from train_text")
+    p.add_argument("--plots", required=True, help="plots CSV from train_text")
+    p.add_argument("--out", required=True, help="folder for the sample texts and the loss curve")
+    p.add_argument("--params", default="params.yaml")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_section(args.params, "render_text", RenderTextConfig)
+    prompts = list((cfg.prompts or {}).get(args.corpus, ()))
+    with start_run(f"render_text@{args.name}", as_dict(cfg)) as run:
+        paths = render_samples(cfg, args.model, prompts, args.out)
+        paths.append(plot_losses(args.plots, f"{args.out}/loss.png", title=args.name))
+        for path in paths:
+            run.log_artifact(path, artifact_path="render")
+
+
+if __name__ == "__main__":
+    main()

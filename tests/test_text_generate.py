@@ -1,0 +1,95 @@
+"""Generation: validation of the sampling settings, determinism, one step per token, prompts."""
+
+import logging
+import math
+
+import pytest
+import torch
+
+from genmodels.text.generate import check_sampling, complete, encode_prompt, filter_logits
+from genmodels.text.registry import build_model
+
+VOCAB = ["<unk>", "<nl>", "<eos>", "the", "king", "is", "dead", ".", ",", "long", "live"]
+
+
+def lstm(seed=0):
+    torch.manual_seed(seed)
+    _, model = build_model("rnn", {"cell": "lstm", "n_embd": 8, "n_hidden": 8, "dropout": 0.0}, VOCAB)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p",
+    [(-0.1, 0, 1.0), (math.nan, 0, 1.0), (math.inf, 0, 1.0), ("hot", 0, 1.0),
+     (1.0, -1, 1.0), (1.0, 2.5, 1.0), (1.0, 0, 0.0), (1.0, 0, 1.5), (1.0, 0, math.nan)],
+)
+def test_bad_sampling_settings_raise(temperature, top_k, top_p):
+    with pytest.raises(ValueError):
+        check_sampling(temperature, top_k, top_p)
+    with pytest.raises(ValueError):
+        lstm().generate(torch.zeros(1, 1, dtype=torch.long), 3, temperature, top_k, top_p)
+
+
+def test_good_sampling_settings_pass():
+    check_sampling(0, 0, 1.0)
+    check_sampling(0.7, 5, 0.9)
+
+
+def test_top_k_and_top_p_keep_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.1)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=1.0)).all()
+
+
+def test_greedy_is_deterministic_and_picks_the_argmax():
+    model, start = lstm(), torch.tensor([[3, 4]])
+    a = model.generate(start, 10, temperature=0)
+    b = model.generate(start, 10, temperature=0, generator=torch.Generator().manual_seed(99))
+    assert torch.equal(a, b) and a.shape == (1, 12)
+    logits, _, _ = model(start)
+    assert a[0, 2].item() == logits[0, -1].argmax().item()
+
+
+def test_same_seed_same_sample_other_seed_other_sample():
+    model, start = lstm(), torch.tensor([[1]])
+    gen = lambda s: model.generate(start, 30, 1.0, generator=torch.Generator().manual_seed(s))  # noqa: E731
+    assert torch.equal(gen(0), gen(0))
+    assert not torch.equal(gen(0), gen(1))
+
+
+class CountingLM(torch.nn.Module):
+    """Wraps a model and records the length of every input it is given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.lengths = model, []
+
+    def forward(self, idx, targets=None, state=None):
+        self.lengths.append(idx.size(1))
+        return self.model(idx, targets, state)
+
+
+@pytest.mark.parametrize("arch, settings", [
+    ("rnn", {"cell": "gru", "n_embd": 8, "n_hidden": 8}),
+    ("transformer", {"n_embd": 8, "n_head": 2, "n_layer": 1, "context": 4}),
+])
+def test_each_new_token_is_one_step(arch, settings):
+    from genmodels.text.generate import LanguageModel
+
+    _, model = build_model(arch, settings, VOCAB)
+    counting = CountingLM(model)
+    LanguageModel.generate(counting, torch.tensor([[3, 4, 5]]), 8, temperature=1.0)
+    assert counting.lengths == [3] + [1] * 7  # the prompt once, then one token a step
+
+
+def test_prompt_unknown_words_warn_and_empty_prompt_is_unprompted(caplog):
+    stoi = {t: i for i, t in enumerate(VOCAB)}
+    with caplog.at_level(logging.WARNING):
+        ids = encode_prompt("The queen is dead", stoi)
+    assert ids == [3, 0, 5, 6] and "queen" in caplog.text
+    assert encode_prompt("", stoi) == [stoi["<nl>"]]
+    text = complete(lstm(), VOCAB, "", 5, temperature=0)
+    assert not text.startswith("\n")
+    assert complete(lstm(), VOCAB, "the king", 5, temperature=0).startswith("The king")

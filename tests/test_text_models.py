@@ -1,0 +1,145 @@
+"""Invariants of the language models: shapes, initial loss, a step lowers the loss,
+carried state equals the whole sequence at once, pretrained embeddings."""
+
+import math
+
+import pytest
+import torch
+
+from genmodels.text.registry import build_model, load_checkpoint, save_checkpoint
+from genmodels.text.softmax import OutputLayer
+
+V = 50
+VOCAB = ["<unk>", "<nl>", "<eos>", *[f"w{i}" for i in range(V - 3)]]
+
+MODELS = {
+    "rnn": ("rnn", {"cell": "rnn", "n_embd": 16, "n_hidden": 16, "dropout": 0.0}),
+    "lstm": ("rnn", {"cell": "lstm", "n_embd": 16, "n_hidden": 16, "n_layer": 2, "dropout": 0.0}),
+    "gru": ("rnn", {"cell": "gru", "n_embd": 16, "n_hidden": 24, "tie_weights": False,
+                    "dropout": 0.0}),
+    "lstm_adaptive": ("rnn", {"cell": "lstm", "n_embd": 16, "n_hidden": 16, "dropout": 0.0,
+                              "cutoffs": [10, 30]}),
+    "transformer": ("transformer", {"n_embd": 16, "n_head": 2, "n_layer": 2, "context": 64,
+                                    "dropout": 0.0}),
+    "transformer_adaptive": ("transformer", {"n_embd": 16, "n_head": 2, "n_layer": 1,
+                                             "context": 64, "dropout": 0.0, "cutoffs": [20]}),
+}
+
+
+def make(name, seed=0):
+    torch.manual_seed(seed)
+    arch, settings = MODELS[name]
+    return build_model(arch, settings, VOCAB)
+
+
+def batch(B=3, T=12, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, V, (B, T + 1), generator=g)
+    return ids[:, :-1], ids[:, 1:]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_logits_shape_and_initial_loss(name):
+    _, model = make(name)
+    model.eval()
+    x, y = batch()
+    logits, loss, _ = model(x, y)
+    assert logits.shape == (3, 12, V)
+    # an untrained model is close to uniform: loss near ln V
+    assert abs(loss.item() - math.log(V)) < 0.3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_step_lowers_loss(name):
+    _, model = make(name)
+    x, y = batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    _, before, _ = model(x, y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    _, after, _ = model(x, y)
+    assert after.item() < before.item()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_carried_state_matches_whole_sequence(name):
+    _, model = make(name)
+    model.eval()
+    x, _ = batch(B=2, T=20)
+    whole, _, _ = model(x)
+    parts, state = [], None
+    for chunk in (x[:, :7], x[:, 7:8], x[:, 8:15], x[:, 15:]):  # windows, then one token at a time
+        logits, _, state = model(chunk, state=state)
+        parts.append(logits)
+    assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-5)
+    state, steps = None, []
+    for t in range(x.size(1)):
+        logits, _, state = model(x[:, t : t + 1], state=state)
+        steps.append(logits)
+    assert torch.allclose(torch.cat(steps, 1), whole, atol=1e-5)
+
+
+def test_transformer_cache_is_a_fixed_window():
+    arch, settings = MODELS["transformer"]
+    _, model = build_model(arch, {**settings, "context": 5}, VOCAB)
+    model.eval()
+    x, _ = batch(B=1, T=12)
+    _, _, (pos, caches) = model(x)
+    assert pos == 12 and caches[0][0].shape[2] == 5  # (B, nh, context, hs)
+
+
+def test_adaptive_softmax_is_a_distribution_and_its_loss_matches():
+    torch.manual_seed(0)
+    head = OutputLayer(8, V, (10, 30))
+    h, t = torch.randn(64, 8), torch.randint(0, V, (64,))
+    logp = head.full_logits(h)  # (N, V) log-probabilities
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(64), atol=1e-5)
+    assert torch.allclose(head.loss(h, t), torch.nn.functional.cross_entropy(logp, t), atol=1e-5)
+
+
+def test_weight_tying_shares_the_matrix():
+    _, model = make("lstm")
+    assert model.head.weight is model.embed.weight
+    _, untied = make("gru")
+    assert untied.head.weight is not untied.embed.weight
+
+
+def test_bad_config_names_the_key():
+    from genmodels.config import ParamsError
+
+    with pytest.raises(ParamsError, match="tie_weights"):
+        build_model("rnn", {"n_embd": 16, "n_hidden": 32}, VOCAB)
+    with pytest.raises(ParamsError, match="model.cell"):
+        build_model("rnn", {"cell": "bogus"}, VOCAB)
+    with pytest.raises(ValueError, match="unknown arch"):
+        build_model("mamba", {}, VOCAB)
+
+
+def test_frozen_glove_embeddings(tmp_path, caplog):
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("w0 1 2 3 4\nw1 -1 0 0.5 2\nnotinvocab 9 9 9 9\n")
+    _, model = build_model(
+        "rnn", {"n_embd": 4, "n_hidden": 8, "tie_weights": False, "embeddings": str(glove)}, VOCAB
+    )
+    assert torch.equal(model.embed.weight[VOCAB.index("w1")], torch.tensor([-1, 0, 0.5, 2.0]))
+    assert not model.embed.weight.requires_grad
+    assert "have no vector" in caplog.text
+    bad = tmp_path / "bad.txt"
+    bad.write_text("w0 1 2\n")
+    with pytest.raises(ValueError, match="expected 4 numbers"):
+        build_model("rnn", {"n_embd": 4, "n_hidden": 8, "tie_weights": False,
+                            "embeddings": str(bad)}, VOCAB)
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer_adaptive"])
+def test_checkpoint_round_trip(tmp_path, name):
+    cfg, model = make(name)
+    model.eval()
+    arch = MODELS[name][0]
+    save_checkpoint(tmp_path / "m.pt", model, cfg, arch, VOCAB, newline="paragraph")
+    loaded, itos, ckpt = load_checkpoint(tmp_path / "m.pt")
+    x, _ = batch()
+    assert itos == VOCAB and ckpt["newline"] == "paragraph"
+    assert torch.equal(loaded(x)[0], model(x)[0])
