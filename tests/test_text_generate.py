@@ -12,6 +12,15 @@ from genmodels.text.registry import build_model
 VOCAB = ["<unk>", "<nl>", "<eos>", "the", "king", "is", "dead", ".", ",", "long", "live"]
 
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and a shared machine does not stall them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def lstm(seed=0):
     torch.manual_seed(seed)
     _, model = build_model("rnn", {"cell": "lstm", "n_embd": 8, "n_hidden": 8, "dropout": 0.0}, VOCAB)

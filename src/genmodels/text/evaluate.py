@@ -42,6 +42,7 @@ class EvaluateTextConfig:
     top_k: Annotated[int, Field(ge=0)] = 0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     seed: int = 0
+    max_tokens: Annotated[int, Field(ge=0)] = 0  # score only the first test tokens; 0 = all
 
 
 def ngrams(seq: Sequence, n: int) -> list[tuple]:
@@ -84,7 +85,10 @@ def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Pa
     """All metrics as a flat ``{"test/ppl": ...}`` dict, and the samples (token lists)."""
     model, itos, _ = load_checkpoint(model_path)
     train_ids = load_split(data_dir, "train")
-    test = batchify(load_split(data_dir, "test"), cfg.batch_size)  # (B, L)
+    test_ids = load_split(data_dir, "test")
+    if cfg.max_tokens:
+        test_ids = test_ids[: cfg.max_tokens]
+    test = batchify(test_ids, cfg.batch_size)  # (B, L)
     metrics = {f"test/{k}": v for k, v in evaluate_stream(model, test, cfg.bptt, desc="test").items()}
     baselines = {
         "unigram": Unigram(len(itos)).fit(train_ids.tolist()),

@@ -1,0 +1,144 @@
+"""The text stages end to end: the pure functions on a tiny fake corpus, and `dvc repro`
+of train_text, evaluate_text and render_text on a copy of the project."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import run_dvc
+from genmodels.data.text import Vocab, tokenize
+from genmodels.text.evaluate import EvaluateTextConfig, evaluate, sample_metrics
+from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
+from genmodels.text.train import TrainTextConfig, train
+
+class Recorder:
+    """Stands in for a tracking Run (MLflow itself is covered by the dvc repro test)."""
+
+    def __init__(self):
+        self.history = {}
+
+    def log(self, metrics, step=None):
+        self.history.setdefault(step, {}).update(metrics)
+
+    def write_csv(self, path):
+        rows = {k: v for k, v in self.history.items() if k is not None}
+        cols = sorted({c for r in rows.values() for c in r})
+        lines = [",".join(["step", *cols])]
+        lines += [",".join([str(k), *(str(r.get(c, "")) for c in cols)]) for k, r in rows.items()]
+        path.write_text("\n".join(lines) + "\n")
+        return cols
+
+TEXT = """first citizen:
+before we proceed any further, hear me speak.
+all:
+speak, speak.
+first citizen:
+you are all resolved rather to die than to famish?
+all:
+resolved. resolved.
+"""
+TINY_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
+                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, max_batches=3)
+TINY_MODELS = {
+    "lstm_shakespeare": dict(corpus="shakespeare", arch="rnn", train=TINY_TRAIN, model=dict(
+        cell="lstm", n_embd=16, n_hidden=16, n_layer=1, dropout=0.1, tie_weights=True,
+        cutoffs=[20])),
+    "transformer_sherlock": dict(corpus="sherlock", arch="transformer", train=TINY_TRAIN,
+                                 model=dict(n_embd=16, n_head=2, n_layer=1, context=16,
+                                            dropout=0.1, tie_weights=True, cutoffs=[])),
+}
+TINY_EVALUATE = dict(batch_size=2, bptt=8, ngram_order=3, samples=3, sample_tokens=12,
+                     temperature=1.0, top_k=0, top_p=1.0, seed=0, max_tokens=200)
+TINY_RENDER = dict(temperatures=[0.2, 1.0], tokens=10, unprompted=1, top_k=0, top_p=1.0, seed=0,
+                   prompts={"shakespeare": ["first citizen"], "sherlock": ["holmes said"]})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and a shared machine does not stall them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A prepared-corpus folder made from a few lines."""
+    tokens = tokenize(TEXT * 12, "line")
+    vocab = Vocab.build(tokens)
+    folder = tmp_path / "prepared"
+    vocab.save(folder / "vocab.json")
+    ids = torch.tensor(vocab.encode(tokens))
+    a, b = int(len(ids) * 0.7), int(len(ids) * 0.85)
+    for split, part in (("train", ids[:a]), ("val", ids[a:b]), ("test", ids[b:])):
+        torch.save({"ids": part}, folder / f"{split}.pt")
+    return folder
+
+
+def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
+    for name, params in TINY_MODELS.items():
+        cfg = TrainTextConfig(**params)
+        ckpt = tmp_path / f"{name}.pt"
+        run = Recorder()
+        best = train(cfg, corpus, ckpt, run=run, name=name)
+        assert best["best/epoch"] in (1, 2)
+        saved = torch.load(ckpt, weights_only=True)
+        assert {"state_dict", "config", "arch", "vocab"} <= set(saved)
+        logged = run.write_csv(tmp_path / f"{name}.csv")
+        assert {"train/loss", "train/ppl", "val/loss", "val/ppl", "val/acc", "val/top5",
+                "train/tokens_per_s", "lr"} <= set(logged)
+        assert ("train/acc" in logged) == (name == "transformer_sherlock")  # full softmax only
+        metrics, samples = evaluate(EvaluateTextConfig(**TINY_EVALUATE), ckpt, corpus)
+        for key in ("test/ppl", "test/acc", "test/top5", "unigram/ppl", "kneser_ney/ppl",
+                    "kneser_ney/top5", "samples/distinct_1", "samples/distinct_2",
+                    "samples/repetition_4", "samples/novelty_4", "samples/mean_length"):
+            assert key in metrics, key
+        assert metrics["kneser_ney/ppl"] < metrics["unigram/ppl"]
+        assert len(samples) == 3
+        paths = render_samples(RenderTextConfig(**TINY_RENDER), ckpt, ["first citizen"],
+                               tmp_path / name)
+        assert [p.name for p in paths] == ["samples_t0.2.txt", "samples_t1.txt"]
+        assert "## prompt: 'first citizen'" in paths[0].read_text()
+        assert plot_losses(tmp_path / f"{name}.csv", tmp_path / name / "loss.png").stat().st_size
+
+
+def test_training_is_deterministic_for_a_seed(corpus, tmp_path):
+    cfg = TrainTextConfig(**TINY_MODELS["lstm_shakespeare"])
+    states = []
+    for i in range(2):
+        train(cfg, corpus, tmp_path / f"m{i}.pt")
+        states.append(torch.load(tmp_path / f"m{i}.pt", weights_only=True)["state_dict"])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_sample_metrics_on_known_samples():
+    m = sample_metrics([[1, 2, 3, 4, 1, 2, 3, 4], [5, 6]], train_ids=[1, 2, 3, 4])
+    assert m["distinct_1"] == pytest.approx(6 / 10)
+    assert m["repetition_4"] == pytest.approx(1 - 4 / 5)  # 5 4-grams, 4 distinct
+    assert m["novelty_4"] == pytest.approx(3 / 5)  # only (1, 2, 3, 4) is in the training text
+    assert m["mean_length"] == 5
+
+
+@pytest.mark.e2e
+def test_dvc_repro_runs_the_text_stages_with_tiny_params(prepared_project, mirror, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    project = prepared_project
+    params_path = project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train_text"] = TINY_MODELS
+    params["evaluate_text"] = TINY_EVALUATE
+    params["render_text"] = TINY_RENDER
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    run_dvc(project, "repro", "train_text", "evaluate_text", "render_text", mirror=mirror)
+
+    for name in TINY_MODELS:
+        metrics = json.loads((project / f"reports/evaluate_text/{name}/metrics.json").read_text())
+        assert {"test", "unigram", "kneser_ney", "samples"} <= set(metrics)
+        rendered = {p.name for p in (project / "reports/render_text" / name).iterdir()}
+        assert rendered == {"samples_t0.2.txt", "samples_t1.txt", "loss.png"}
+    status = run_dvc(project, "status", "train_text", "evaluate_text", "render_text")
+    assert "changed" not in status.stdout
