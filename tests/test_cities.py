@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from genmodels.cities import (
     EARTH_RADIUS_KM,
     CitiesConfig,
@@ -14,6 +13,8 @@ from genmodels.cities import (
     world_cities,
 )
 from genmodels.config import ParamsError, from_dict
+
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")

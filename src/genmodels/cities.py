@@ -25,7 +25,6 @@ from pydantic import Field
 
 from genmodels.config import config
 
-
 EARTH_RADIUS_KM = 6371.0
 
 

@@ -1,0 +1,47 @@
+"""DVC stage `report`: write reports/README.md from every stage's metrics and figures.
+
+    python stages/report.py --image-metrics reports/evaluate_image \
+        --image-figures reports/render_image --text-metrics reports/evaluate_text \
+        --text-figures reports/render_text --cities reports/cities --models data/models \
+        --out reports/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genmodels.config import ParamsError, load_section, read_params
+from genmodels.io import atomic_open
+from genmodels.report import ReportConfig, Sources, render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("image-metrics", "image-figures", "text-metrics", "text-figures", "cities",
+                 "models", "out"):
+        parser.add_argument(f"--{flag}", type=Path, required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_section(args.params, "report", ReportConfig)
+        params = read_params(args.params)
+        src = Sources(
+            args.image_metrics, args.image_figures, args.text_metrics, args.text_figures,
+            args.cities, args.models, args.out,
+            image_models=list(params.get("train_image", {})),
+            text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
+        )
+        page = render(src, cfg)
+    except (ParamsError, KeyError, ValueError) as err:
+        print(f"report: {err}", file=sys.stderr)
+        return 1
+    with atomic_open(args.out) as f:
+        f.write(page)
+    print(f"report: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
