@@ -17,8 +17,8 @@ COMMON = dict(channels=[8, 16], hidden_dim=32, epochs=1, batch_size=16, lr=1e-3,
 VARIANTS = {
     "ae": dict(family="ae", latent_dim=2, **COMMON),
     "vae": dict(family="vae", latent_dim=2, **COMMON),
-    "vaegan": dict(family="vaegan", latent_dim=16, disc_channels=[8, 16], gamma=1.0, beta1=0.5,
-                   **COMMON),
+    "vaegan": dict(family="vaegan", latent_dim=16, disc_channels=[8, 16], gamma=1.0, beta=1.0,
+                   real_label=1.0, beta1=0.5, **COMMON),
 }
 
 

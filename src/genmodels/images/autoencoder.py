@@ -55,16 +55,18 @@ def conv_out_side(side: int, n_convs: int) -> int:
 class ConvEncoder(nn.Module):
     """(B, C, H, W) -> (B, out_dim): stride-2 convs, then dense layers."""
 
-    def __init__(self, image_shape, channels, hidden_dim: int, out_dim: int, act=nn.ReLU):
+    def __init__(self, image_shape, channels, hidden_dim: int, out_dim: int,
+                 batchnorm: bool = False):
         super().__init__()
         c, h, w = image_shape
         layers, c_in = [], c
         for c_out in channels:  # each conv halves the side: 28 -> 14 -> 7
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), act()]
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), _norm(c_out, batchnorm),
+                       nn.ReLU()]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        head = [nn.Linear(flat, hidden_dim), act(), nn.Linear(hidden_dim, out_dim)] \
+        head = [nn.Linear(flat, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)] \
             if hidden_dim else [nn.Linear(flat, out_dim)]
         self.head = nn.Sequential(*head)
 
@@ -76,7 +78,8 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """(B, latent) -> (B, C, H, W) pixel logits; the encoder's mirror image."""
 
-    def __init__(self, image_shape, channels, hidden_dim: int, latent_dim: int):
+    def __init__(self, image_shape, channels, hidden_dim: int, latent_dim: int,
+                 batchnorm: bool = False):
         super().__init__()
         c, h, w = image_shape
         self.start = (channels[-1], conv_out_side(h, len(channels)), conv_out_side(w, len(channels)))
@@ -89,13 +92,19 @@ class ConvDecoder(nn.Module):
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
                                              output_padding=1))
-            if i < len(widths) - 2:
-                layers.append(nn.ReLU())  # no activation on the logits
+            if i < len(widths) - 2:  # no normalisation or activation on the logits
+                layers += [_norm(c_out, batchnorm), nn.ReLU()]
         self.deconvs = nn.Sequential(*layers)
 
     def forward(self, z):
         h = self.head(z).view(-1, *self.start)  # (B, 64, 7, 7)
         return self.deconvs(h)                  # (B, 1, 28, 28) logits
+
+
+def _norm(channels: int, batchnorm: bool) -> nn.Module:
+    # Batch norm steadies GAN training (Radford et al. 2016, DCGAN); the plain
+    # AE and VAE do without, as in the workshop.
+    return nn.BatchNorm2d(channels) if batchnorm else nn.Identity()
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

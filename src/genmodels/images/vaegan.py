@@ -8,7 +8,7 @@ x_p = Dec(z_p), z_p ~ N(0, I), and Dis_l the discriminator's hidden features:
     L_llike = -E_q log N(Dis_l(x) | Dis_l(x~), I)            (eq. 5, up to a constant)
     L_GAN   = log D(x) + log(1 - D(x~)) + log(1 - D(x_p))    (eq. 9, both fakes)
 
-    encoder:       minimise L_prior + L_llike                 (Alg. 1)
+    encoder:       minimise beta * L_prior + L_llike          (Alg. 1 has beta = 1)
     decoder:       minimise gamma * L_llike - L_GAN
     discriminator: maximise L_GAN
 
@@ -48,10 +48,14 @@ class VAEGANConfig:
     hidden_dim: Annotated[int, pydantic.Field(ge=0)]
     disc_channels: tuple[PositiveInt, ...]  # discriminator conv widths; the last is Dis_l
     gamma: PositiveFloat               # weight of L_llike against L_GAN for the decoder
+    beta: PositiveFloat                # weight of L_prior in the encoder loss (1: Larsen et al.)
     epochs: PositiveInt
     batch_size: PositiveInt
     lr: PositiveFloat
     beta1: Annotated[float, pydantic.Field(ge=0, lt=1)]  # Adam's beta1 (0.5 for GANs, DCGAN)
+    # Target of the discriminator on real images: < 1 is one-sided label smoothing
+    # (Salimans et al. 2016, arXiv 1606.03498), which keeps it from overpowering the decoder.
+    real_label: Annotated[float, pydantic.Field(gt=0.5, le=1)]
     seed: int
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0
 
@@ -63,8 +67,9 @@ class Discriminator(nn.Module):
         super().__init__()
         c, h, w = image_shape
         layers, c_in = [], c
-        for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        for i, c_out in enumerate(channels):  # DCGAN: batch norm on all but the first conv
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+                       nn.BatchNorm2d(c_out) if i > 0 else nn.Identity(), nn.LeakyReLU(0.2)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
@@ -82,8 +87,10 @@ class VAEGAN(ImageModel):
     def __init__(self, cfg: VAEGANConfig, image_shape=(1, 28, 28)):
         super().__init__()
         self.config = cfg
-        self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim)
-        self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+        self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim,
+                                   batchnorm=True)
+        self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim,
+                                   batchnorm=True)
         self.discriminator = Discriminator(image_shape, cfg.disc_channels)
 
     def encode(self, x):
@@ -111,12 +118,12 @@ class VAEGAN(ImageModel):
         kl = gaussian_kl(out["mu"], out["logvar"]).mean()
         llike = feature_nll(f_rec, f_real).mean()
         gan_dec = _bce(d_rec, 1.0) + _bce(d_p, 1.0)
-        disc = _bce(d_real, 1.0) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
+        disc = _bce(d_real, self.config.real_label) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
         return {
-            "loss": kl + llike + self.config.gamma * llike + gan_dec,
+            "loss": self.config.beta * kl + llike + self.config.gamma * llike + gan_dec,
             "kl": kl,
             "llike": llike,
-            "encoder": kl + llike,
+            "encoder": self.config.beta * kl + llike,
             "decoder": self.config.gamma * llike + gan_dec,
             "discriminator": disc,
             "recon": bernoulli_nll(out["logits"], x).mean(),
@@ -144,7 +151,7 @@ class VAEGAN(ImageModel):
         _, d_real = dis(x)
         _, d_rec = dis(x_rec.detach())
         _, d_p = dis(x_p.detach())
-        loss_dis = _bce(d_real, 1.0) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
+        loss_dis = _bce(d_real, self.config.real_label) + _bce(d_rec, 0.0) + _bce(d_p, 0.0)
         opt_dis.zero_grad(set_to_none=True)
         loss_dis.backward()
         opt_dis.step()
@@ -157,7 +164,7 @@ class VAEGAN(ImageModel):
         kl = gaussian_kl(mu, logvar).mean()
         llike = feature_nll(f_rec, f_real).mean()
         gan_dec = _bce(d_rec, 1.0) + _bce(d_p, 1.0)  # non-saturating -L_GAN
-        loss_enc = kl + llike
+        loss_enc = self.config.beta * kl + llike
         loss_dec = self.config.gamma * llike + gan_dec
         enc_params, dec_params = list(enc.parameters()), list(dec.parameters())
         grads_enc = torch.autograd.grad(loss_enc, enc_params, retain_graph=True)

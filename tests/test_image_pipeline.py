@@ -1,0 +1,123 @@
+"""The image stages end to end: pure functions on tiny fake data, and `dvc repro` on a copy."""
+
+import json
+
+import mlflow
+import pytest
+import torch
+import yaml
+
+from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.evaluate import EvaluateConfig, evaluate
+from genmodels.images.registry import config_from_dict, load_checkpoint
+from genmodels.images.render import RenderConfig, render
+from genmodels.images.train import train
+
+from conftest import run_dvc
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+TINY = dict(channels=[4, 8], hidden_dim=8, epochs=1, batch_size=16, lr=1e-3, seed=0,
+            limit_batches=2)
+TINY_VARIANTS = {
+    "ae": dict(family="ae", latent_dim=2, **TINY),
+    "vae": dict(family="vae", latent_dim=2, **TINY),
+    "vaegan": dict(family="vaegan", latent_dim=8, disc_channels=[4, 8], gamma=1.0, beta=1.0,
+                   real_label=1.0, beta1=0.5, **TINY),
+}
+TINY_CLASSIFIER = dict(channels=[4, 8], feature_dim=8, dropout=0.0, epochs=1, batch_size=16,
+                       lr=1e-3, seed=0, limit_batches=2)
+TINY_EVALUATE = dict(n_samples=40, k=3, kid_subsets=2, kid_subset_size=20, batch_size=32,
+                     seed=0, max_test=100)
+TINY_RENDER = dict(grid_size=3, grid_extent=3.0, arithmetic_from="Dress",
+                   arithmetic_to="Pullover", steps=3, max_scatter=50, seed=0)
+FIGURES_2D = {"reconstructions.png", "latent_arithmetic.png", "interpolation.png",
+              "loss_curves.png", "latent_scatter.png", "latent_grid.png"}
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory):
+    """One MLflow store for the module: creating a SQLite store takes seconds."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
+@pytest.fixture
+def fake_data(tmp_path, monkeypatch, tracking_uri):
+    """A prepared-data folder of random images, every class present; cwd = tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    gen = torch.Generator().manual_seed(0)
+    folder = tmp_path / "prepared"
+    folder.mkdir()
+    for split, n in (("train", 80), ("val", 40), ("test", 60)):
+        torch.save({"images": torch.rand(n, 1, 28, 28, generator=gen),
+                    "labels": torch.arange(n) % 10}, folder / f"{split}.pt")
+    (folder / "meta.json").write_text(json.dumps({"classes": CLASSES, "mean": 0.5, "std": 0.3}))
+    return folder
+
+
+def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
+    clf = tmp_path / "classifier.pt"
+    out = train_classifier(ClassifierConfig(**TINY_CLASSIFIER), fake_data, clf,
+                           tmp_path / "clf.json", tmp_path / "clf.csv")
+    assert 0 <= out["test/accuracy"] <= 1
+    for name, params in TINY_VARIANTS.items():
+        cfg = config_from_dict(params, f"train_image.{name}")
+        ckpt, plots = tmp_path / f"{name}.pt", tmp_path / f"{name}.csv"
+        train(cfg, fake_data, ckpt, tmp_path / f"{name}.json", plots, stage=f"train_image@{name}")
+        assert plots.read_text().startswith("step,")
+        results = evaluate(EvaluateConfig(**TINY_EVALUATE), ckpt, clf, fake_data,
+                           tmp_path / f"eval_{name}.json")
+        for key in ("test/recon_mse", "test/recon_bce", "samples/fid", "samples/kid",
+                    "samples/precision", "samples/recall", "samples/class_entropy",
+                    "floor/fid", "novelty/ratio"):
+            assert key in results, key
+        assert ("test/nelbo" in results) == (name != "ae")
+        saved = json.loads((tmp_path / f"eval_{name}.json").read_text())
+        assert saved["samples"]["fid"] == pytest.approx(results["samples/fid"])
+        figures = render(RenderConfig(**TINY_RENDER), ckpt, fake_data, plots,
+                         tmp_path / "figures" / name)
+        names = {p.name for p in figures}
+        assert names == (FIGURES_2D if cfg.latent_dim == 2 else FIGURES_2D - {
+            "latent_scatter.png", "latent_grid.png"})
+        # Training, evaluation and figures land in the one MLflow run of the model.
+        run = mlflow.get_run(load_checkpoint(ckpt)[1]["run_id"])
+        assert "val/loss" in run.data.metrics and "samples/fid" in run.data.metrics
+
+
+def test_training_is_deterministic_for_a_seed(fake_data, tmp_path):
+    cfg = config_from_dict(TINY_VARIANTS["vae"], "train_image.vae")
+    states = []
+    for i in range(2):
+        train(cfg, fake_data, tmp_path / f"m{i}.pt", tmp_path / f"m{i}.json",
+              tmp_path / f"m{i}.csv")
+        states.append(torch.load(tmp_path / f"m{i}.pt", weights_only=True)["state_dict"])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+@pytest.mark.e2e
+def test_dvc_repro_runs_the_image_stages_with_tiny_params(prepared_project, mirror):
+    project = prepared_project
+    params_path = project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    # Two variants keep it quick; the function test above covers the AE as well.
+    params["train_image"] = {k: TINY_VARIANTS[k] for k in ("vae", "vaegan")}
+    params["train_classifier"] = TINY_CLASSIFIER
+    params["evaluate_image"] = TINY_EVALUATE
+    params["render_image"] = TINY_RENDER
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    run_dvc(project, "repro", "train_classifier", "train_image", "evaluate_image",
+            "render_image", mirror=mirror)
+
+    for name in ("vae", "vaegan"):
+        metrics = json.loads((project / "reports/evaluate_image" / f"{name}.json").read_text())
+        assert {"test", "samples", "floor", "novelty"} <= set(metrics)
+        figures = {p.name for p in (project / "reports/render_image" / name).iterdir()}
+        assert {"reconstructions.png", "loss_curves.png"} <= figures
+    assert {"latent_scatter.png", "latent_grid.png"} <= {
+        p.name for p in (project / "reports/render_image/vae").iterdir()}
+    status = run_dvc(project, "status", "train_image", "evaluate_image", "render_image")
+    assert "changed" not in status.stdout
