@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -e '.[dev]'
 	touch $@
 
-.PHONY: install repro test test-all lint
+.PHONY: install repro test test-all lint bench
 install: $(VENV)/.installed
 
 repro: $(VENV)/.installed
@@ -23,3 +23,6 @@ test-all: $(VENV)/.installed  ## the default suite and the slow tests
 
 lint: $(VENV)/.installed
 	. $(VENV)/bin/activate && ruff check src stages tests
+
+bench: $(VENV)/.installed  ## speed and memory of every model on this machine -> reports/bench.{json,md}
+	. $(VENV)/bin/activate && python -m genmodels.bench
