@@ -72,3 +72,22 @@ def test_names_flatten_and_nest():
     assert nest({"train/loss": 1.0, "train/kl": 2.0, "n": 3}) == {
         "train": {"loss": 1.0, "kl": 2.0}, "n": 3,
     }
+
+
+def test_a_resumed_run_continues_the_same_mlflow_run(store, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with start_run("train@toy", {"lr": 0.1}, plots_path=tmp_path / "p.csv") as run:
+            run.log({"train/loss": 3.0}, step=0)
+            saved = run.state_dict()
+            run.log({"train/loss": 2.5}, step=1)  # logged, then the process dies
+            raise KeyboardInterrupt
+    with start_run("train@toy", {"lr": 0.1}, plots_path=tmp_path / "p.csv",
+                   run_id=saved["run_id"]) as run:
+        run.load_state_dict(saved)
+        run.log({"train/loss": 2.0}, step=1)
+    client = MlflowClient(store)
+    runs = client.search_runs(client.get_experiment_by_name("genmodels").experiment_id)
+    assert [r.info.run_id for r in runs] == [saved["run_id"]]
+    assert runs[0].info.status == "FINISHED"
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [(r["step"], float(r["train/loss"])) for r in rows] == [("0", 3.0), ("1", 2.0)]

@@ -132,6 +132,16 @@ class Run:
 
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
+    def state_dict(self) -> dict:
+        """What a resumed stage needs to continue this run (kept in its resume checkpoint)."""
+        return {"run_id": self.run_id, "latest": dict(self.latest),
+                "history": {int(k): dict(v) for k, v in self.history.items()}}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Continue from :meth:`state_dict`: later steps replace what a killed run logged."""
+        self.latest = dict(state["latest"])
+        self.history = {int(k): dict(v) for k, v in state["history"].items()}
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         import mlflow
 
@@ -170,10 +180,13 @@ def start_run(
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> Iterator[Run]:
     """Open an MLflow run for ``stage`` with ``params``; mirror metrics to DVC files.
 
-    The run ends FINISHED on success and FAILED if the block raises.
+    With ``run_id`` (a stage resumed after a crash) the existing run is
+    continued instead of leaving a dead duplicate. The run ends FINISHED on
+    success and FAILED if the block raises.
     """
     uri = uri or tracking_uri()
     check_reachable(uri)
@@ -191,9 +204,15 @@ def start_run(
         **({"dvc.exp": os.environ["DVC_EXP_NAME"]} if os.environ.get("DVC_EXP_NAME") else {}),
         **(tags or {}),
     }
-    with mlflow.start_run(run_name=stage, tags=all_tags) as active:
+    if run_id is not None:
+        try:
+            mlflow.MlflowClient().get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            logging.getLogger(__name__).warning("MLflow run %s not found; starting a new one", run_id)
+            run_id = None
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=all_tags) as active:
         flat = flatten(params)
-        if flat:
+        if flat and run_id is None:
             mlflow.log_params({k: str(v) for k, v in flat.items()})
         run = Run(
             active,
