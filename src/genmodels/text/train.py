@@ -174,7 +174,8 @@ def train(
         if best is None or va["loss"] < best["loss"]:
             best, best_epoch = va, epoch
             save_checkpoint(model_out, model, model_cfg, cfg.arch, list(vocab.itos),
-                            epoch=epoch, val_loss=va["loss"], newline=newline)
+                            epoch=epoch, val_loss=va["loss"], newline=newline,
+                            run_id=getattr(run, "run_id", None))
         elif epoch - best_epoch >= s.patience:
             log.info("%s: no better val loss for %d epochs, stopping", name, s.patience)
             break
