@@ -49,7 +49,9 @@ class Classifier(nn.Module):
         c, h, w = image_shape
         layers, c_in = [], c
         for c_out in cfg.channels:  # 28 -> 14 -> 7
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            # Batch norm: ~2 points of accuracy more after a few epochs on a CPU budget.
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(), nn.MaxPool2d(2)]
             c_in, h, w = c_out, h // 2, w // 2
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Linear(c_in * h * w, cfg.feature_dim)
@@ -96,6 +98,8 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
     model = Classifier(cfg, tuple(train_x.shape[1:]), n_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = n_batches(len(train_x), cfg.batch_size, cfg.limit_batches)
+    # Cosine decay to zero over the whole run: the last epochs fine-tune at small rates.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
 
     with start_run("train_classifier", as_dict(cfg), metrics_path=metrics,
                    plots_path=plots) as run:
@@ -108,6 +112,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                schedule.step()
                 total += loss.item()
             model.cpu()
             run.log({"train/loss": total / steps, "val/accuracy": accuracy(model, val_x, val_y),
