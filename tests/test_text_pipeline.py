@@ -7,11 +7,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_dvc
 from genmodels.data.text import Vocab, tokenize
 from genmodels.text.evaluate import EvaluateTextConfig, evaluate, sample_metrics
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
 from genmodels.text.train import TrainTextConfig, train
+
+from conftest import run_dvc
+
 
 class Recorder:
     """Stands in for a tracking Run (MLflow itself is covered by the dvc repro test)."""
