@@ -34,6 +34,8 @@ def check_sampling(temperature: float, top_k: int = 0, top_p: float = 1.0) -> No
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Keep the ``top_k`` most likely tokens, then the smallest set whose mass reaches
     ``top_p`` (nucleus sampling, Holtzman et al. 2020); the rest get -inf."""
+    if not top_k and top_p >= 1.0:
+        return logits
     logits = logits.clone()  # (B, V)
     if top_k and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
@@ -67,7 +69,7 @@ def sample_next(
 class LanguageModel(nn.Module):
     """Base class: subclasses define ``forward`` and ``detach_state``."""
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(
         self,
         idx: torch.Tensor,
