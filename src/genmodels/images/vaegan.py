@@ -53,10 +53,10 @@ class VAEGANConfig:
     batch_size: PositiveInt
     lr: PositiveFloat
     beta1: Annotated[float, pydantic.Field(ge=0, lt=1)]  # Adam's beta1 (0.5 for GANs, DCGAN)
+    seed: int
     # Target of the discriminator on real images: < 1 is one-sided label smoothing
     # (Salimans et al. 2016, arXiv 1606.03498), which keeps it from overpowering the decoder.
-    real_label: Annotated[float, pydantic.Field(gt=0.5, le=1)]
-    seed: int
+    real_label: Annotated[float, pydantic.Field(gt=0.5, le=1)] = 1.0
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
