@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -45,13 +46,14 @@ def copy_project(dest: Path) -> Path:
 
 
 def run_dvc(project: Path, *args: str, mirror: Path | None = None, check: bool = True,
-            timeout: float = 900) -> subprocess.CompletedProcess:
+            timeout: float = 900, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """``dvc <args>`` in ``project`` with this venv first on PATH and the mirror set."""
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_TRACKING_URI": "",  # each copy records into its own mlflow.db
+        **(extra_env or {}),
     }
     if mirror is not None:
         env["GENMODELS_MIRROR"] = str(mirror)
@@ -73,4 +75,26 @@ def prepared_project(tmp_path_factory, mirror) -> Path:
     """
     project = copy_project(tmp_path_factory.mktemp("project"))
     run_dvc(project, "repro", "prepare_images", "prepare_text", mirror=mirror)
+    return project
+
+
+def apply_tiny_params(project: Path) -> dict:
+    """Replace the sections of ``project/params.yaml`` named in tests/tiny_params.yaml."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    tiny = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+    params.update(tiny)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, mirror) -> Path:
+    """A project copy in which the whole pipeline ran once with tiny params (`dvc repro`).
+
+    The end-to-end tests of every stage assert on it; a test that changes it
+    must restore what it changed.
+    """
+    project = copy_project(tmp_path_factory.mktemp("tiny"))
+    apply_tiny_params(project)
+    run_dvc(project, "repro", mirror=mirror, extra_env={"OMP_NUM_THREADS": "1"})
     return project
