@@ -94,7 +94,9 @@ def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str |
 
     # Prior samples, and as many training images: the floor a perfect model reaches.
     fake = draw_samples(model, cfg.n_samples, cfg.batch_size, gen)
-    floor = train_x[torch.randperm(len(train_x), generator=gen)[: cfg.n_samples]]
+    # Its own generator: the same floor images for every model, whatever its sampling drew.
+    floor_gen = torch.Generator().manual_seed(cfg.seed)
+    floor = train_x[torch.randperm(len(train_x), generator=floor_gen)[: cfg.n_samples]]
     test_feats, _ = M.extract(classifier, test_x)
     train_feats, _ = M.extract(classifier, train_x)
     k = min(cfg.k, len(test_x) - 1, cfg.n_samples - 1)
