@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from genmodels.config import as_dict
 from genmodels.device import pick_device, seed_everything
+from genmodels.export import ImageGenerator, image_example, log_model
 from genmodels.images.autoencoder import Autoencoder, ImageModel
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.images.registry import build_model, save_checkpoint
@@ -106,4 +107,6 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
             run.log_artifact(png, artifact_path="samples")
 
         save_checkpoint(model.cpu(), image_shape, checkpoint, run_id=run.run_id)
+        # The generator (noise -> images) as an MLflow model: pyfunc.load_model / models serve.
+        log_model(ImageGenerator(model), image_example(cfg.latent_dim))
         return dict(run.latest)
