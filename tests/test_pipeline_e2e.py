@@ -10,8 +10,8 @@ from conftest import copy_project, run_dvc
 pytestmark = pytest.mark.e2e
 
 
-def test_data_stages_run_and_a_second_repro_changes_nothing(prepared_project, mirror):
-    project = prepared_project
+def test_data_stages_run_and_a_second_repro_changes_nothing(tiny_pipeline, mirror):
+    project = tiny_pipeline
     for split in ("train", "val", "test"):
         assert (project / "data/prepared/fashion-mnist" / f"{split}.pt").is_file()
         for corpus in ("shakespeare", "sherlock"):
@@ -21,13 +21,13 @@ def test_data_stages_run_and_a_second_repro_changes_nothing(prepared_project, mi
     assert set(metrics) == {"tokens", "vocab_size", "oov_rate"}
     assert (project / "mlflow.db").is_file()
 
-    again = run_dvc(project, "repro", "prepare_images", "prepare_text", mirror=mirror)
+    again = run_dvc(project, "repro", mirror=mirror)
     assert "Data and pipelines are up to date" in again.stdout
     assert "Running stage" not in again.stdout
 
 
-def test_dag_shows_download_feeding_every_prepare_stage(prepared_project):
-    dag = run_dvc(prepared_project, "dag", "--dot").stdout
+def test_dag_shows_download_feeding_every_prepare_stage(tiny_pipeline):
+    dag = run_dvc(tiny_pipeline, "dag", "--dot").stdout
     for stage in ("prepare_images", "prepare_text@shakespeare", "prepare_text@sherlock"):
         assert f'"download" -> "{stage}"' in dag
 

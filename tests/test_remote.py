@@ -8,9 +8,6 @@ from conftest import run_dvc
 
 pytestmark = pytest.mark.e2e
 
-DATA_STAGES = ("download", "prepare_images", "prepare_text")
-
-
 def git(cwd, *args):
     subprocess.run(
         ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
@@ -18,11 +15,11 @@ def git(cwd, *args):
     )
 
 
-def test_push_clone_pull_leaves_nothing_to_do(tmp_path, prepared_project):
-    project = prepared_project  # the data stages have run here
+def test_push_clone_pull_leaves_nothing_to_do(tmp_path, tiny_pipeline):
+    project = tiny_pipeline  # the whole pipeline has run here
     storage = tmp_path / "storage"
     run_dvc(project, "remote", "add", "-f", "-d", "team", str(storage))
-    run_dvc(project, "push", *DATA_STAGES)
+    run_dvc(project, "push")
     assert any(storage.rglob("*")), "dvc push wrote nothing to the remote"
     git(project, "add", "-A")
     git(project, "commit", "-qm", "pipeline ran")
@@ -30,11 +27,12 @@ def test_push_clone_pull_leaves_nothing_to_do(tmp_path, prepared_project):
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(project), str(clone))
     assert not (clone / "data/prepared/fashion-mnist/train.pt").exists()
-    run_dvc(clone, "pull", *DATA_STAGES)  # no mirror: the data comes from the remote
+    run_dvc(clone, "pull")  # no mirror: data and models come from the remote
     assert (clone / "data/prepared/fashion-mnist/train.pt").is_file()
     assert (clone / "data/prepared/sherlock/vocab.json").is_file()
+    assert (clone / "data/models/image/vae.pt").is_file()
 
-    status = run_dvc(clone, "status", *DATA_STAGES)
+    status = run_dvc(clone, "status")
     assert "Data and pipelines are up to date" in status.stdout
-    repro = run_dvc(clone, "repro", *DATA_STAGES)
+    repro = run_dvc(clone, "repro")
     assert "Running stage" not in repro.stdout
