@@ -66,18 +66,6 @@ def run_dvc(project: Path, *args: str, mirror: Path | None = None, check: bool =
     return result
 
 
-@pytest.fixture(scope="session")
-def prepared_project(tmp_path_factory, mirror) -> Path:
-    """A project copy in which ``download`` and every ``prepare_*`` stage have run.
-
-    Shared by the end-to-end tests of later stages: each sets its own tiny
-    params (its own sections only) and runs ``dvc repro <its stages>``.
-    """
-    project = copy_project(tmp_path_factory.mktemp("project"))
-    run_dvc(project, "repro", "prepare_images", "prepare_text", mirror=mirror)
-    return project
-
-
 def apply_tiny_params(project: Path) -> dict:
     """Replace the sections of ``project/params.yaml`` named in tests/tiny_params.yaml."""
     params = yaml.safe_load((project / "params.yaml").read_text())

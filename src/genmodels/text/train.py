@@ -179,6 +179,12 @@ def train(
         elif epoch - best_epoch >= s.patience:
             log.info("%s: no better val loss for %d epochs, stopping", name, s.patience)
             break
+    if getattr(run, "run_id", None):  # the best model as an MLflow model: next-token log-probs
+        from genmodels.export import NextTokenLogProbs, log_model, text_example
+        from genmodels.text.registry import load_checkpoint
+
+        best_model = load_checkpoint(model_out)[0]
+        log_model(NextTokenLogProbs(best_model), text_example(len(vocab), length=s.bptt))
     summary = {"best/epoch": best_epoch, "best/val_loss": best["loss"], "best/val_ppl": best["ppl"],
                "params": n_params}
     if run is not None:
