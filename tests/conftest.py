@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and a shared machine does not stall them."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def mirror_path() -> Path | None:
     """GENMODELS_MIRROR if set, else ../shared/mirror beside the checkout, if present."""
     env = os.environ.get("GENMODELS_MIRROR")

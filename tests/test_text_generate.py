@@ -13,13 +13,7 @@ VOCAB = ["<unk>", "<nl>", "<eos>", "the", "king", "is", "dead", ".", ",", "long"
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and a shared machine does not stall them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def lstm(seed=0):
     torch.manual_seed(seed)

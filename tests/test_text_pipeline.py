@@ -55,13 +55,7 @@ TINY_RENDER = dict(temperatures=[0.2, 1.0], tokens=10, unprompted=1, top_k=0, to
                    prompts={"shakespeare": ["first citizen"], "sherlock": ["holmes said"]})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and a shared machine does not stall them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture
