@@ -101,18 +101,20 @@ class LanguageModel(nn.Module):
 
 
 def tokens_per_second(
-    model: LanguageModel, n_tokens: int = 2000, temperature: float = 1.0, repeats: int = 3, seed: int = 0
+    model: LanguageModel, n_tokens: int = 2000, temperature: float = 1.0, repeats: int = 3,
+    seed: int = 0, batch: int = 1,
 ) -> float:
-    """Single-stream generation speed (B = 1, one step per token): best of ``repeats``."""
+    """Generation speed, one step per token, best of ``repeats``: ``batch`` streams side by
+    side (B = 1: a single stream; B > 1: N samples drawn at once, as evaluate_text does)."""
     gen = torch.Generator().manual_seed(seed)
-    start = torch.zeros(1, 1, dtype=torch.long)
+    start = torch.zeros(batch, 1, dtype=torch.long)
     model.generate(start, 20, temperature, generator=gen)  # warm-up
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
         model.generate(start, n_tokens, temperature, generator=gen)
         best = min(best, time.perf_counter() - t0)
-    return n_tokens / best
+    return batch * n_tokens / best
 
 
 def encode_prompt(prompt: str, stoi: dict[str, int], newline: str = "line") -> list[int]:
