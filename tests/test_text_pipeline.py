@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from genmodels.data.text import Vocab, tokenize
+from genmodels.text.data import replace_rare
 from genmodels.text.evaluate import EvaluateTextConfig, evaluate, sample_metrics
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
 from genmodels.text.train import TrainTextConfig, train
@@ -40,7 +41,8 @@ all:
 resolved. resolved.
 """
 TINY_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
-                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, max_batches=3)
+                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, max_batches=3,
+                  unk_alpha=0.5)
 TINY_MODELS = {
     "lstm_shakespeare": dict(corpus="shakespeare", arch="rnn", train=TINY_TRAIN, model=dict(
         cell="lstm", n_embd=16, n_hidden=16, n_layer=1, dropout=0.1, tie_weights=True,
@@ -106,6 +108,20 @@ def test_training_is_deterministic_for_a_seed(corpus, tmp_path):
         train(cfg, corpus, tmp_path / f"m{i}.pt")
         states.append(torch.load(tmp_path / f"m{i}.pt", weights_only=True)["state_dict"])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_replace_rare_drops_rare_words_to_unk_at_the_expected_rate():
+    counts = torch.tensor([0, 1, 1000])  # <unk>, a word seen once, a frequent word
+    ids = torch.tensor([1, 2] * 20_000)
+    gen = torch.Generator().manual_seed(0)
+    out = replace_rare(ids, counts, 1.0, 0, gen)
+    once, often = out[0::2], out[1::2]
+    assert (once == 0).float().mean() == pytest.approx(1 / 2, abs=0.01)  # 1 / (1 + 1)
+    assert (often == 0).float().mean() == pytest.approx(1 / 1001, abs=0.001)
+    assert set(out.tolist()) <= {0, 1, 2} and torch.equal(out[out != 0], ids[out != 0])
+    again = replace_rare(ids, counts, 1.0, 0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+    assert replace_rare(ids, counts, 0.0, 0, gen) is ids  # off
 
 
 def test_sample_metrics_on_known_samples():

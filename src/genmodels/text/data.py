@@ -46,6 +46,25 @@ def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
     return ids[: n * batch_size].view(batch_size, n)  # (B, L)
 
 
+def replace_rare(ids: torch.Tensor, counts: torch.Tensor, alpha: float, unk_id: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """A copy of ``ids`` (N,) in which each occurrence of a word seen ``c`` times in
+    training becomes ``<unk>`` with probability ``alpha / (alpha + c)``.
+
+    Word dropout to ``<unk>`` (Kiperwasser & Goldberg 2016, section 6): when every
+    training word is in the vocabulary, ``<unk>`` never occurs in training, and a
+    model learns to give it no mass, yet held-out text is full of new words. Rare
+    words stand in for them, as in Good-Turing estimation: the share of tokens seen
+    once estimates the chance that the next token is new. ``counts`` (V,) are the
+    training counts of every id; ``alpha`` 0 returns ``ids`` unchanged.
+    """
+    if alpha == 0:
+        return ids
+    p = alpha / (alpha + counts[ids].double())  # (N,)
+    drop = torch.rand(ids.shape, generator=generator, dtype=torch.float64) < p
+    return torch.where(drop, torch.full_like(ids, unk_id), ids)
+
+
 def windows(data: torch.Tensor, bptt: int):
     """Yield (x, y), each (B, <=bptt), over a batchified (B, L) stream; y is x shifted by one."""
     for i in range(0, data.size(1) - 1, bptt):

@@ -21,7 +21,14 @@ from tqdm.auto import tqdm
 
 from genmodels.config import config
 from genmodels.device import pick_device, seed_everything
-from genmodels.text.data import batchify, load_split, load_vocab, n_windows, windows
+from genmodels.text.data import (
+    batchify,
+    load_split,
+    load_vocab,
+    n_windows,
+    replace_rare,
+    windows,
+)
 from genmodels.text.generate import LanguageModel
 from genmodels.text.registry import build_model, save_checkpoint
 
@@ -40,6 +47,9 @@ class TrainSettings:
     clip: Annotated[float, Field(gt=0)] = 0.5  # max gradient norm
     patience: Annotated[int, Field(gt=0)] = 2  # epochs without a better val loss before stopping
     eval_batch_size: Annotated[int, Field(gt=0)] = 10
+    # Word dropout to <unk>: a word seen c times becomes <unk> with chance unk_alpha / (unk_alpha + c),
+    # drawn anew each epoch, so the model learns how likely a new word is (0 = off)
+    unk_alpha: Annotated[float, Field(ge=0)] = 0.0
     max_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
     seed: int = 0
     device: str = "cpu"
@@ -146,10 +156,12 @@ def train(
     ``newline`` (how the corpus was tokenized) is kept in the checkpoint for the
     detokenizer. Returns the best validation metrics."""
     s = cfg.train
-    seed_everything(s.seed)
+    gen = seed_everything(s.seed)
     device = pick_device(s.device)
     vocab = load_vocab(data_dir)
-    train_data = batchify(load_split(data_dir, "train"), s.batch_size).to(device)  # (B, L)
+    train_ids = load_split(data_dir, "train")
+    counts = torch.bincount(train_ids, minlength=len(vocab))  # (V,) training counts
+    train_data = batchify(train_ids, s.batch_size).to(device)  # (B, L)
     val_data = batchify(load_split(data_dir, "val"), s.eval_batch_size).to(device)
     model_cfg, model = build_model(cfg.arch, cfg.model, list(vocab.itos), f"{name}.model")
     model.to(device)
@@ -162,6 +174,9 @@ def train(
     total, step = s.epochs * per_epoch, 0
     best, best_epoch = None, -1
     for epoch in range(1, s.epochs + 1):
+        if s.unk_alpha:
+            ids = replace_rare(train_ids, counts, s.unk_alpha, vocab.unk_id, gen)
+            train_data = batchify(ids, s.batch_size).to(device)
         tr, step = train_epoch(model, opt, train_data, s, step, total, f"{name} epoch {epoch}")
         va = evaluate_stream(model, val_data, s.bptt, s.max_batches, desc="val")
         metrics = {**{f"train/{k}": v for k, v in tr.items()},
