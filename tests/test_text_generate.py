@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from genmodels.text.generate import check_sampling, complete, encode_prompt, filter_logits
+from genmodels.text.generate import (
+    check_sampling,
+    complete,
+    encode_prompt,
+    filter_logits,
+    sample_next,
+)
 from genmodels.text.registry import build_model
 
 VOCAB = ["<unk>", "<nl>", "<eos>", "the", "king", "is", "dead", ".", ",", "long", "live"]
@@ -53,6 +59,33 @@ def test_greedy_is_deterministic_and_picks_the_argmax():
     assert torch.equal(a, b) and a.shape == (1, 12)
     logits, _, _ = model(start)
     assert a[0, 2].item() == logits[0, -1].argmax().item()
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.5, 0, 1.0), (1.5, 4, 1.0),
+                                                       (1.0, 0, 0.8), (0.7, 5, 0.9)])
+def test_sampler_draws_softmax_of_the_filtered_logits(temperature, top_k, top_p):
+    """Frequencies over 200k rows match softmax(filter(logits / T)); filtered tokens never come."""
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0, -30.0, 1.0, 0.0, 2.5])  # (V,)
+    n = 200_000
+    ids = sample_next(logits.expand(n, -1), temperature, top_k, top_p,
+                      torch.Generator().manual_seed(0))  # (n,)
+    want = torch.softmax(filter_logits(logits[None] / temperature, top_k, top_p), -1)[0].double()
+    freq = torch.bincount(ids, minlength=logits.numel()).double() / n
+    assert torch.equal(freq > 0, want > 1e-9)  # (-30 at T = 0.5 has p ~ 1e-29: never drawn)
+    sd = (want * (1 - want) / n).sqrt()
+    assert ((freq - want).abs() <= 5 * sd + 1e-12).all(), (freq, want)
+
+
+def test_sampler_never_draws_a_filtered_first_or_last_token():
+    logits = torch.tensor([[-50.0, 1.0, 1.0, -50.0]])  # top_k 2 filters both ends
+    ids = sample_next(logits.expand(50_000, -1), 1.0, 2, 1.0, torch.Generator().manual_seed(1))
+    assert set(ids.tolist()) == {1, 2}
+
+
+def test_generation_restores_the_thread_count():
+    torch.set_num_threads(2)  # (the one_thread fixture puts the caller's count back)
+    lstm().generate(torch.zeros(1, 1, dtype=torch.long), 3)  # its steps run on one thread
+    assert torch.get_num_threads() == 2
 
 
 def test_same_seed_same_sample_other_seed_other_sample():

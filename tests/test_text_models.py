@@ -84,6 +84,23 @@ def test_carried_state_matches_whole_sequence(name):
     assert torch.allclose(torch.cat(steps, 1), whole, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_recurrent_step_equals_the_layer(name):
+    """Generation's one-token path (the cell functions) gives nn.RNN/LSTM/GRU's output and state."""
+    _, model = make(name)
+    model.eval()
+    x = torch.randn(3, 1, model.config.n_embd)
+    _, state = model.rnn(torch.randn(3, 4, model.config.n_embd))  # some carried state
+    for s in (None, state):
+        want_out, want_state = model.rnn(x, s)
+        out, new_state = model.step(x, s)
+        assert torch.allclose(out, want_out, atol=1e-6)
+        if name != "lstm":  # the LSTM's state is (h, c), the others' is h
+            new_state, want_state = (new_state,), (want_state,)
+        for a, b in zip(new_state, want_state, strict=True):
+            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+
+
 def test_transformer_cache_is_a_fixed_window():
     arch, settings = MODELS["transformer"]
     _, model = build_model(arch, {**settings, "context": 5}, VOCAB)

@@ -73,8 +73,34 @@ class RNNLM(LanguageModel):
     def forward(self, idx, targets=None, state=None):
         # idx (B, T) token ids; state: the recurrent state carried from the previous window
         x = self.drop(self.embed(idx))  # (B, T, C)
-        out, state = self.rnn(x, state)  # (B, T, H)
+        if idx.size(1) == 1 and not self.training:
+            out, state = self.step(x, state)  # generation: one token a call
+        else:
+            out, state = self.rnn(x, state)  # (B, T, H)
         return output(self.head, self.drop(out), targets, self.training) + (state,)
+
+    def step(self, x, state):
+        """``self.rnn`` on one time step x (B, 1, C), through its cells' own functions.
+
+        Same numbers, made for generation's one call per token: on a CPU nn.LSTM runs
+        oneDNN, which prepares its weights on every call, ~0.5 ms at 256 units against
+        ~0.05 ms for ``torch.lstm_cell`` (GRU and tanh RNN calls cost ~0.01 ms over their
+        cells).
+        """
+        c = self.config
+        lstm = c.cell == "lstm"
+        if state is None:
+            zeros = x.new_zeros(c.n_layer, x.size(0), c.n_hidden)
+            state = (zeros, zeros) if lstm else zeros
+        cell = {"rnn": torch.rnn_tanh_cell, "lstm": torch.lstm_cell, "gru": torch.gru_cell}[c.cell]
+        h, new = x[:, 0], []  # (B, C)
+        for layer, weights in enumerate(self.rnn.all_weights):  # [w_ih, w_hh, b_ih, b_hh]
+            s = cell(h, (state[0][layer], state[1][layer]) if lstm else state[layer], *weights)
+            h = s[0] if lstm else s  # (B, H), the next layer's input
+            new.append(s)
+        if lstm:
+            return h[:, None], (torch.stack([s[0] for s in new]), torch.stack([s[1] for s in new]))
+        return h[:, None], torch.stack(new)
 
     @staticmethod
     def detach_state(state):
