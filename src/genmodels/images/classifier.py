@@ -65,18 +65,6 @@ class Classifier(nn.Module):
         return self.out(self.drop(self.features(x)))  # (B, n_classes) logits
 
 
-class FeatureExtractor(nn.Module):
-    """The classifier's features as torchmetrics' custom FID/KID extractor wants them."""
-
-    def __init__(self, classifier: Classifier):
-        super().__init__()
-        self.classifier = classifier.eval()
-        self.num_features = classifier.config.feature_dim
-
-    def forward(self, x):
-        return self.classifier.features(x)
-
-
 @torch.no_grad()
 def accuracy(model: Classifier, images, labels, batch_size: int = 1000) -> float:
     model.eval()

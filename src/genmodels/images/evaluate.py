@@ -20,7 +20,7 @@ from genmodels.config import config
 from genmodels.device import seed_everything
 from genmodels.images import metrics as M
 from genmodels.images.autoencoder import Autoencoder, bernoulli_nll, gaussian_kl
-from genmodels.images.classifier import FeatureExtractor, load_classifier
+from genmodels.images.classifier import load_classifier
 from genmodels.images.data import batches, load_split
 from genmodels.images.registry import load_checkpoint
 from genmodels.images.runs import reopen_run
@@ -72,11 +72,12 @@ def draw_samples(model, n: int, batch_size: int, generator: torch.Generator) -> 
                       for i in tqdm(range(0, n, batch_size), desc="sampling", leave=False)])
 
 
-def sample_metrics(dist: M.FeatureDistances, classifier, fake, real_feats, k, seed):
-    feats, probs = M.extract(classifier, fake)
-    out = dist(fake, seed) | M.precision_recall(real_feats, feats, k)
+def sample_metrics(dist: M.FeatureDistances, feats, probs, real_feats, k: int,
+                   seed: int) -> dict[str, float]:
+    """FID, KID, precision/recall against the reference set, and class entropy, of one set."""
+    out = dist(feats, seed) | M.precision_recall(real_feats, feats, k)
     out["class_entropy"] = M.class_entropy(probs)
-    return out, feats
+    return out
 
 
 def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str | Path,
@@ -92,22 +93,24 @@ def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str |
     results = {f"test/{k}": v for k, v in
                reconstruction_metrics(model, test_x, cfg.batch_size).items()}
 
-    # Prior samples, and as many training images: the floor a perfect model reaches.
-    fake = draw_samples(model, cfg.n_samples, cfg.batch_size, gen)
+    # Every image passes through the classifier once; FID, KID, precision/recall,
+    # class entropy and novelty all work on these features.
+    bs = cfg.batch_size
+    test_feats, _ = M.extract(classifier, test_x, bs)
+    train_feats, train_probs = M.extract(classifier, train_x, bs)
+    fake_feats, fake_probs = M.extract(classifier, draw_samples(model, cfg.n_samples, bs, gen), bs)
+    # The floor: as many training images as samples, the score a perfect model would reach.
     # Its own generator: the same floor images for every model, whatever its sampling drew.
-    floor_gen = torch.Generator().manual_seed(cfg.seed)
-    floor = train_x[torch.randperm(len(train_x), generator=floor_gen)[: cfg.n_samples]]
-    test_feats, _ = M.extract(classifier, test_x)
-    train_feats, _ = M.extract(classifier, train_x)
+    floor = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed))
+    floor = floor[: cfg.n_samples]
     k = min(cfg.k, len(test_x) - 1, cfg.n_samples - 1)
-    dist = M.FeatureDistances(FeatureExtractor(classifier), test_x, cfg.kid_subsets,
-                              cfg.kid_subset_size, cfg.batch_size)
-    sample_m, sample_feats = sample_metrics(dist, classifier, fake, test_feats, k, cfg.seed)
-    floor_m, _ = sample_metrics(dist, classifier, floor, test_feats, k, cfg.seed)
+    dist = M.FeatureDistances(test_feats, cfg.kid_subsets, cfg.kid_subset_size)
+    sample_m = sample_metrics(dist, fake_feats, fake_probs, test_feats, k, cfg.seed)
+    floor_m = sample_metrics(dist, train_feats[floor], train_probs[floor], test_feats, k, cfg.seed)
     results |= {f"samples/{k_}": v for k_, v in sample_m.items()}
     results |= {f"floor/{k_}": v for k_, v in floor_m.items()}
     results |= {f"novelty/{k_}": v for k_, v in
-                M.novelty(sample_feats, test_feats, train_feats).items()}
+                M.novelty(fake_feats, test_feats, train_feats).items()}
 
     with reopen_run(ckpt.get("run_id"), stage, metrics) as run:
         run.log(results)

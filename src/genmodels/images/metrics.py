@@ -2,7 +2,7 @@
 
 FID and KID are torchmetrics' (``FrechetInceptionDistance`` and
 ``KernelInceptionDistance`` accept any ``nn.Module`` as the feature extractor
-and then download nothing). Precision/recall (Kynkaanniemi et al. 2019), the
+and then download nothing; ours hands them the classifier's features). Precision/recall (Kynkaanniemi et al. 2019), the
 class-histogram entropy and nearest-neighbour novelty are written here: small,
 and torchmetrics has none of them.
 """
@@ -21,7 +21,8 @@ from genmodels.images.data import batches
 
 @torch.no_grad()
 def extract(classifier, images: torch.Tensor, batch_size: int = 1000):
-    """Features (N, F) and class probabilities (N, K) of ``images``."""
+    """Features (N, F) and class probabilities (N, K) of ``images``, from the classifier's
+    penultimate layer (Inception's pool3 in FID) and its softmax."""
     classifier.eval()
     feats, probs = [], []
     for idx in batches(images, batch_size):
@@ -31,37 +32,47 @@ def extract(classifier, images: torch.Tensor, batch_size: int = 1000):
     return torch.cat(feats), torch.cat(probs)
 
 
-class FeatureDistances:
-    """FID and KID of image sets against one fixed reference set (its features kept).
+class Precomputed(torch.nn.Module):
+    """torchmetrics' custom feature extractor, fed features we extracted already.
 
-    Built once per reference set; ``__call__`` resets only the fake side.
+    FID and KID would each run their extractor over every image again; handing
+    them the classifier's features through this identity puts every image
+    through the classifier once per evaluation.
     """
 
-    def __init__(self, extractor: torch.nn.Module, real: torch.Tensor, kid_subsets: int,
-                 kid_subset_size: int, batch_size: int = 1000):
-        kid_subset_size = min(kid_subset_size, len(real))
-        self.batch_size = batch_size
-        # normalize=True: the extractor takes float images in [0, 1] as they are.
-        self.fid = FrechetInceptionDistance(extractor, normalize=True, reset_real_features=False)
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features  # torchmetrics sizes its FID state from it
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats
+
+
+class FeatureDistances:
+    """FID and KID of feature sets (N, F) against one fixed reference set.
+
+    Built once per reference set (its statistics kept); ``__call__`` resets only
+    the fake side.
+    """
+
+    def __init__(self, real: torch.Tensor, kid_subsets: int, kid_subset_size: int):
+        extractor = Precomputed(real.shape[1])
+        self.fid = FrechetInceptionDistance(extractor, reset_real_features=False)
         with warnings.catch_warnings():  # "will save all extracted features": we know
             warnings.simplefilter("ignore", UserWarning)
             self.kid = KernelInceptionDistance(extractor, subsets=kid_subsets,
-                                               subset_size=kid_subset_size, normalize=True,
+                                               subset_size=min(kid_subset_size, len(real)),
                                                reset_real_features=False)
-        self._update(real, real=True)
-
-    @torch.no_grad()
-    def _update(self, images, real: bool):
-        for idx in batches(images, self.batch_size):
-            self.fid.update(images[idx], real=real)
-            self.kid.update(images[idx], real=real)
+        self.fid.update(real, real=True)
+        self.kid.update(real, real=True)
 
     @torch.no_grad()
     def __call__(self, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
         self.fid.reset()
         self.kid.reset()
         self.kid.subset_size = min(self.kid.subset_size, len(fake))
-        self._update(fake, real=False)
+        self.fid.update(fake, real=False)
+        self.kid.update(fake, real=False)
         torch.manual_seed(seed)  # KID draws its subsets with torch's global RNG
         kid_mean, kid_std = self.kid.compute()
         return {"fid": float(self.fid.compute()), "kid": float(kid_mean),
