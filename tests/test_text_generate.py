@@ -82,6 +82,12 @@ def test_sampler_never_draws_a_filtered_first_or_last_token():
     assert set(ids.tolist()) == {1, 2}
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_sampler_rejects_nan_and_inf_logits(bad):
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        sample_next(torch.tensor([[0.0, bad, 1.0]]))
+
+
 def test_generation_restores_the_thread_count():
     torch.set_num_threads(2)  # (the one_thread fixture puts the caller's count back)
     lstm().generate(torch.zeros(1, 1, dtype=torch.long), 3)  # its steps run on one thread
