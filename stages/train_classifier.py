@@ -1,11 +1,17 @@
-"""DVC stage: train the CNN whose features the image metrics use (``train_classifier``)."""
+"""DVC stage: train the CNN whose features the image metrics use (``train_classifier``).
+
+Runs as ``python stages/train_classifier.py ...`` or, one process per device,
+``torchrun --nproc_per_node=N stages/train_classifier.py ...`` (params.yaml: launch).
+"""
 
 import argparse
 
 import torch
 
-from genmodels.config import load_section
+from genmodels import distributed
+from genmodels.config import as_dict, load_section
 from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.resume import Resume
 
 
 def main() -> None:
@@ -14,12 +20,19 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
+    p.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="optimizer steps between resume checkpoints; 0: none")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_section(args.params, "train_classifier", ClassifierConfig)
-    train_classifier(cfg, args.data, args.checkpoint, args.metrics, args.plots)
+    with distributed.session() as (info, _):
+        resume = Resume(args.resume, args.checkpoint_every, info, config=as_dict(cfg),
+                        data=[args.data])
+        train_classifier(cfg, args.data, args.checkpoint, args.metrics, args.plots,
+                         resume=resume)
 
 
 if __name__ == "__main__":

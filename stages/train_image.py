@@ -1,11 +1,18 @@
-"""DVC stage: train one image-model variant, ``train_image.<name>`` in params.yaml."""
+"""DVC stage: train one image-model variant, ``train_image.<name>`` in params.yaml.
+
+Runs as ``python stages/train_image.py ...`` or, one process per device,
+``torchrun --nproc_per_node=N stages/train_image.py ...`` (params.yaml: launch).
+"""
 
 import argparse
 
 import torch
 
+from genmodels import distributed
+from genmodels.config import as_dict
 from genmodels.images.registry import load_variant
 from genmodels.images.train import train
+from genmodels.resume import Resume
 
 
 def main() -> None:
@@ -15,13 +22,19 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
+    p.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="optimizer steps between resume checkpoints; 0: none")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_variant(args.params, args.name)
-    train(cfg, args.data, args.checkpoint, args.metrics, args.plots,
-          stage=f"train_image@{args.name}")
+    with distributed.session() as (info, _):
+        resume = Resume(args.resume, args.checkpoint_every, info, config=as_dict(cfg),
+                        data=[args.data])
+        train(cfg, args.data, args.checkpoint, args.metrics, args.plots,
+              stage=f"train_image@{args.name}", resume=resume)
 
 
 if __name__ == "__main__":

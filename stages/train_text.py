@@ -1,13 +1,18 @@
-"""DVC stage train_text@<name>: train one language model on one prepared corpus."""
+"""DVC stage train_text@<name>: train one language model on one prepared corpus.
+
+Runs as ``python stages/train_text.py ...`` or, one process per device,
+``torchrun --nproc_per_node=N stages/train_text.py ...`` (params.yaml: launch).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from genmodels import distributed
 from genmodels.config import as_dict, load_section
+from genmodels.resume import Resume
 from genmodels.text.train import TrainTextConfig, train
-from genmodels.tracking import start_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,14 +22,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True, help="checkpoint to write")
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
+    p.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="optimizer steps between resume checkpoints; 0: none")
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_section(args.params, f"train_text.{args.name}", TrainTextConfig)
     newline = load_section(args.params, f"prepare_text.{cfg.corpus}", dict)["newline"]
-    with start_run(f"train_text@{args.name}", as_dict(cfg), metrics_path=args.metrics,
-                   plots_path=args.plots) as run:
-        train(cfg, args.data, args.model, run=run, name=args.name, newline=newline)
+    with distributed.session(cfg.train.device) as (info, _):
+        resume = Resume(args.resume, args.checkpoint_every, info, config=as_dict(cfg),
+                        data=[args.data])
+        with distributed.tracking_run(info, f"train_text@{args.name}", as_dict(cfg),
+                                      metrics_path=args.metrics, plots_path=args.plots,
+                                      run_id=resume.run_id) as run:
+            train(cfg, args.data, args.model, run=run, name=args.name, newline=newline,
+                  resume=resume)
 
 
 if __name__ == "__main__":

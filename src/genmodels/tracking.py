@@ -5,6 +5,8 @@ per step, artifacts; tagged with the git commit and the DVC stage) and to
 DVC's files: a metrics JSON (the latest value of every metric, nested by the
 ``/`` in its name, ``train/loss`` -> ``{"train": {"loss": ...}}``) and a plots
 CSV (one row per step, one column per metric) that ``dvc plots`` renders.
+Speed metrics (``time/...``, ``..._per_s``) go to MLflow only: the wall clock
+differs from run to run, and DVC's files of the same params and seed must not.
 
 The default MLflow store is the SQLite file ``mlflow.db`` in the working
 directory (the project root under ``dvc repro``); ``MLFLOW_TRACKING_URI``
@@ -97,6 +99,11 @@ def nest(metrics: Mapping[str, float]) -> dict:
     return tree
 
 
+def is_speed(name: str) -> bool:
+    """A wall-clock metric (seconds, tokens per second): MLflow only, never DVC's files."""
+    return name.startswith("time/") or name.endswith("_per_s")
+
+
 class Run:
     """An active tracking run; made by :func:`start_run`."""
 
@@ -112,7 +119,8 @@ class Run:
         return self._mlflow_run.info.run_id
 
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record metrics (``"split/name"`` keys); with a step they also join the plots CSV."""
+        """Record metrics (``"split/name"`` keys); with a step they also join the plots CSV.
+        Speed metrics (:func:`is_speed`) are logged to MLflow only."""
         import mlflow
 
         # Counts stay ints in the DVC JSON; everything else becomes a float.
@@ -121,6 +129,7 @@ class Run:
         if bad:
             logging.getLogger(__name__).warning("non-finite metric values: %s", ", ".join(bad))
         mlflow.log_metrics(values, step=step)
+        values = {k: v for k, v in values.items() if not is_speed(k)}
         self.latest.update(values)
         if step is not None:
             self.history.setdefault(step, {}).update(values)

@@ -5,13 +5,20 @@ state or key/value cache) is carried from one window to the next and detached,
 so gradients stop at the window edge (truncated BPTT); gradients are clipped;
 AdamW with linear warm-up then cosine decay; validation after every epoch, and
 early stopping that keeps the best checkpoint.
+
+Under torchrun each rank trains on its share of the B columns of the stream
+(``distributed.py``); a resume checkpoint every ``checkpoint_every`` steps lets
+a killed run go on from where it stopped (``resume.py``).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +26,11 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from genmodels import distributed
 from genmodels.config import config
-from genmodels.device import pick_device, seed_everything
+from genmodels.device import seed_everything
+from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
+from genmodels.resume import Resume, rng_state, set_rng_state, to_device
 from genmodels.text.data import (
     batchify,
     load_split,
@@ -52,7 +62,7 @@ class TrainSettings:
     unk_alpha: Annotated[float, Field(ge=0)] = 0.0
     max_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # cuda, then mps, else cpu
 
 
 @config
@@ -75,58 +85,80 @@ def get_lr(step: int, total: int, s: TrainSettings) -> float:
 
 @torch.no_grad()
 def evaluate_stream(
-    model: LanguageModel, data: torch.Tensor, bptt: int, max_batches: int = 0, desc: str = "eval"
+    model: LanguageModel, data: torch.Tensor, bptt: int, max_batches: int = 0, desc: str = "eval",
+    info: Dist = SINGLE,
 ) -> dict[str, float]:
     """Mean next-token loss, perplexity, top-1 and top-5 accuracy over a batchified (B, L) stream,
-    the state carried across windows."""
+    the state carried across windows. With several ranks, each passes its own columns and the
+    sums are added."""
     model.eval()
     total_loss, top1, top5, count, state = 0.0, 0, 0, 0, None
     n = n_windows(data, bptt) if not max_batches else min(max_batches, n_windows(data, bptt))
-    for i, (x, y) in enumerate(tqdm(windows(data, bptt), total=n, desc=desc, leave=False)):
-        if max_batches and i >= max_batches:
-            break
+    for x, y in tqdm(itertools.islice(windows(data, bptt), n), total=n, desc=desc, leave=False,
+                     disable=not info.is_main):
         logits, loss, state = model(x, y, state)  # (B, T, V)
         total_loss += loss.item() * y.numel()
         best5 = logits.topk(5, dim=-1).indices  # (B, T, 5)
         top1 += (best5[..., 0] == y).sum().item()
         top5 += (best5 == y[..., None]).any(-1).sum().item()
         count += y.numel()
-    mean = total_loss / count
-    return {"loss": mean, "ppl": math.exp(mean), "acc": top1 / count, "top5": top5 / count}
+    sums = reduce_sum({"loss": total_loss, "top1": top1, "top5": top5, "count": count}, info)
+    mean = sums["loss"] / sums["count"]
+    return {"loss": mean, "ppl": math.exp(mean), "acc": sums["top1"] / sums["count"],
+            "top5": sums["top5"] / sums["count"]}
 
 
-def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc: str):
-    """One pass over the (B, L) training stream; returns (metrics, step)."""
+@dataclass
+class EpochProgress:
+    """How far one rank is through an epoch: what a resume checkpoint keeps of it."""
+
+    window: int = 0  # BPTT windows trained
+    carry: Any = None  # hidden state or key/value cache, detached, carried into the next window
+    loss_sum: float = 0.0  # token losses
+    correct: int | None = 0  # top-1 hits; None on an adaptive softmax (not computed)
+    count: int = 0  # tokens
+
+
+def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc: str,
+                info: Dist = SINGLE, progress: EpochProgress | None = None, on_step=None):
+    """One pass over the (B, L) training stream (this rank's columns), from ``progress`` on
+    (a resumed epoch); ``on_step(step, progress)`` runs after every step. Returns (metrics, step)."""
+    inner = getattr(model, "module", model)  # the model inside DistributedDataParallel
     model.train()
-    state, total_loss, correct, count = None, 0.0, 0, 0
+    p = progress or EpochProgress()
     n = n_windows(data, s.bptt) if not s.max_batches else min(s.max_batches, n_windows(data, s.bptt))
-    t0 = time.perf_counter()
-    bar = tqdm(windows(data, s.bptt), total=n, desc=desc, leave=False)
-    for i, (x, y) in enumerate(bar):
-        if s.max_batches and i >= s.max_batches:
-            break
+    device, before, t0 = data.device, p.count, time.perf_counter()
+    bar = tqdm(itertools.islice(windows(data, s.bptt), p.window, n), total=n, initial=p.window,
+               desc=desc, leave=False, disable=not info.is_main)
+    for x, y in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, total, s)
-        state = model.detach_state(state)  # truncated BPTT: keep the values, drop the graph
-        logits, loss, state = model(x, y, state)  # (B, T, V), or None for an adaptive softmax
+        with autocast(device):
+            logits, loss, state = model(x, y, p.carry)  # (B, T, V), or None for an adaptive softmax
+        p.carry = inner.detach_state(state)  # truncated BPTT: keep the values, drop the graph
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
         opt.step()
         step += 1
-        total_loss += loss.item() * y.numel()
-        if logits is not None:
-            correct += (logits.argmax(-1) == y).sum().item()
+        p.window += 1
+        p.loss_sum += loss.item() * y.numel()
+        if logits is not None and p.correct is not None:
+            p.correct += (logits.argmax(-1) == y).sum().item()
         else:
-            correct = None  # not computed on the adaptive softmax's training path
-        count += y.numel()
-        if i % 20 == 0:
+            p.correct = None  # not computed on the adaptive softmax's training path
+        p.count += y.numel()
+        if p.window % 20 == 1:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_step is not None:
+            on_step(step, p)
     seconds = time.perf_counter() - t0
-    mean = total_loss / count
-    metrics = {"loss": mean, "ppl": math.exp(mean), "tokens_per_s": count / seconds}
-    if correct is not None:
-        metrics["acc"] = correct / count
+    sums = reduce_sum({"loss": p.loss_sum, "count": p.count, "new": p.count - before,
+                       "correct": p.correct or 0}, info)
+    mean = sums["loss"] / sums["count"]
+    metrics = {"loss": mean, "ppl": math.exp(mean), "tokens_per_s": sums["new"] / seconds}
+    if p.correct is not None:
+        metrics["acc"] = sums["correct"] / sums["count"]
     return metrics, step
 
 
@@ -143,6 +175,16 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam
     return torch.optim.AdamW(groups, lr=s.lr)
 
 
+def save_resume(resume: Resume, model, opt, run, step: int, progress: EpochProgress,
+                **position) -> None:
+    """A resume checkpoint, when one is due at ``step``: the shared state, and this rank's RNG
+    and progress through the epoch."""
+    if resume.due(step):
+        resume.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                     "run": run.state_dict() if run is not None else {}, **position},
+                    {"rng": rng_state(), "progress": dict(vars(progress))})
+
+
 def train(
     cfg: TrainTextConfig,
     data_dir: str | Path,
@@ -150,58 +192,90 @@ def train(
     run=None,
     name: str = "train_text",
     newline: str = "line",
+    resume: Resume | None = None,
 ) -> dict[str, float]:
     """Train one model on the prepared corpus in ``data_dir``; save the best checkpoint
     to ``model_out``; log per-epoch metrics to ``run`` (a tracking Run) if given.
     ``newline`` (how the corpus was tokenized) is kept in the checkpoint for the
-    detokenizer. Returns the best validation metrics."""
+    detokenizer. Under torchrun each rank trains on its share of the B columns
+    (DistributedDataParallel); with ``resume`` a killed run continues from its last
+    resume checkpoint. Returns the best validation metrics."""
     s = cfg.train
-    gen = seed_everything(s.seed)
-    device = pick_device(s.device)
+    info, device = distributed.init(s.device)
+    resume = resume or Resume()
+    if s.batch_size % info.world_size or s.eval_batch_size < info.world_size:
+        raise ValueError(f"{name}: batch_size {s.batch_size} must be a multiple of the "
+                         f"{info.world_size} ranks, and eval_batch_size at least that many")
+    gen = seed_everything(s.seed)  # the data generator (word dropout): the same on every rank
     vocab = load_vocab(data_dir)
     train_ids = load_split(data_dir, "train")
     counts = torch.bincount(train_ids, minlength=len(vocab))  # (V,) training counts
-    train_data = batchify(train_ids, s.batch_size).to(device)  # (B, L)
-    val_data = batchify(load_split(data_dir, "val"), s.eval_batch_size).to(device)
+    val_data = shard(batchify(load_split(data_dir, "val"), s.eval_batch_size), info).to(device)
     model_cfg, model = build_model(cfg.arch, cfg.model, list(vocab.itos), f"{name}.model")
     model.to(device)
+    ddp = distributed.wrap(model, info, device)
+    distributed.seed_noise(s.seed, info)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("%s: %s, %.2fM trainable parameters, vocab %d", name, cfg.arch, n_params / 1e6, len(vocab))
+    if info.is_main:
+        log.info("%s: %s, %.2fM trainable parameters, vocab %d, %d rank(s) on %s", name, cfg.arch,
+                 n_params / 1e6, len(vocab), info.world_size, device)
     opt = make_optimizer(model, s)
-    per_epoch = n_windows(train_data, s.bptt)
+    per_epoch = n_windows(batchify(train_ids, s.batch_size), s.bptt)
     if s.max_batches:
         per_epoch = min(per_epoch, s.max_batches)
-    total, step = s.epochs * per_epoch, 0
-    best, best_epoch = None, -1
-    for epoch in range(1, s.epochs + 1):
-        if s.unk_alpha:
-            ids = replace_rare(train_ids, counts, s.unk_alpha, vocab.unk_id, gen)
-            train_data = batchify(ids, s.batch_size).to(device)
-        tr, step = train_epoch(model, opt, train_data, s, step, total, f"{name} epoch {epoch}")
-        va = evaluate_stream(model, val_data, s.bptt, s.max_batches, desc="val")
+    total = s.epochs * per_epoch
+
+    at = resume.state or {"epoch": 1, "step": 0, "best": None}  # where a killed run stopped
+    if resume.state:
+        model.load_state_dict(at["model"])
+        opt.load_state_dict(at["optimizer"])
+        set_rng_state(resume.local["rng"])
+        if run is not None:
+            run.load_state_dict(at["run"])
+    step, best = at["step"], at["best"]  # best: epoch, val metrics and weights of the best epoch
+    for epoch in range(at["epoch"], s.epochs + 1):
+        resumed = resume.state is not None and epoch == at["epoch"]
+        epoch_gen = at["epoch_gen"] if resumed else gen.get_state()  # this epoch's word dropout
+        gen.set_state(epoch_gen)
+        ids = replace_rare(train_ids, counts, s.unk_alpha, vocab.unk_id, gen)  # (N,), every rank
+        train_data = shard(batchify(ids, s.batch_size), info).to(device)  # (B / ranks, L)
+        progress = EpochProgress(**to_device(resume.local["progress"], device)) if resumed else None
+        on_step = functools.partial(save_resume, resume, model, opt, run, epoch=epoch,
+                                    epoch_gen=epoch_gen, best=best)
+        tr, step = train_epoch(ddp, opt, train_data, s, step, total, f"{name} epoch {epoch}",
+                               info, progress, on_step)
+        with autocast(device):
+            va = evaluate_stream(model, val_data, s.bptt, s.max_batches, desc="val", info=info)
         metrics = {**{f"train/{k}": v for k, v in tr.items()},
                    **{f"val/{k}": v for k, v in va.items()},
                    "lr": opt.param_groups[0]["lr"]}
-        log.info("%s epoch %d: train ppl %.1f, val ppl %.1f, %.0f tok/s", name, epoch,
-                 tr["ppl"], va["ppl"], tr["tokens_per_s"])
+        if info.is_main:
+            log.info("%s epoch %d: train ppl %.1f, val ppl %.1f, %.0f tok/s", name, epoch,
+                     tr["ppl"], va["ppl"], tr["tokens_per_s"])
         if run is not None:
             run.log(metrics, step=epoch)
-        if best is None or va["loss"] < best["loss"]:
-            best, best_epoch = va, epoch
-            save_checkpoint(model_out, model, model_cfg, cfg.arch, list(vocab.itos),
-                            epoch=epoch, val_loss=va["loss"], newline=newline,
-                            run_id=getattr(run, "run_id", None))
-        elif epoch - best_epoch >= s.patience:
-            log.info("%s: no better val loss for %d epochs, stopping", name, s.patience)
+        if best is None or va["loss"] < best["val"]["loss"]:
+            best = {"epoch": epoch, "val": va,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        elif epoch - best["epoch"] >= s.patience:
+            if info.is_main:
+                log.info("%s: no better val loss for %d epochs, stopping", name, s.patience)
             break
-    if getattr(run, "run_id", None):  # the best model as an MLflow model: next-token log-probs
-        from genmodels.export import NextTokenLogProbs, log_model, text_example
-        from genmodels.text.registry import load_checkpoint
+    run_id = getattr(run, "run_id", None)
+    if info.is_main:  # the best epoch's weights: the checkpoint, and an MLflow model if tracked
+        model.load_state_dict(best["state_dict"])
+        save_checkpoint(model_out, model, model_cfg, cfg.arch, list(vocab.itos),
+                        epoch=best["epoch"], val_loss=best["val"]["loss"], newline=newline,
+                        run_id=run_id)
+        if run_id:  # next-token log-probs, of a model fresh from the checkpoint
+            from genmodels.export import NextTokenLogProbs, log_model, text_example
+            from genmodels.text.registry import load_checkpoint
 
-        best_model = load_checkpoint(model_out)[0]
-        log_model(NextTokenLogProbs(best_model), text_example(len(vocab), length=s.bptt))
-    summary = {"best/epoch": best_epoch, "best/val_loss": best["loss"], "best/val_ppl": best["ppl"],
-               "params": n_params}
+            best_model = load_checkpoint(model_out)[0]
+            log_model(NextTokenLogProbs(best_model), text_example(len(vocab), length=s.bptt))
+    summary = {"best/epoch": best["epoch"], "best/val_loss": best["val"]["loss"],
+               "best/val_ppl": best["val"]["ppl"], "params": n_params}
     if run is not None:
         run.log(summary)
+    resume.finish()
     return summary
