@@ -1,0 +1,27 @@
+"""Same params and seed, same numbers: two clean runs of the tiny pipeline write identical
+metrics and plots files (speed metrics live in MLflow only, tracking.is_speed)."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import apply_tiny_params, copy_project, run_dvc
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def metrics_and_plots(project: Path) -> dict[str, str]:
+    """Every JSON and CSV file under reports/, by path."""
+    return {str(p.relative_to(project)): p.read_text()
+            for p in sorted((project / "reports").rglob("*")) if p.suffix in (".json", ".csv")}
+
+
+def test_two_clean_runs_write_identical_metrics(tiny_pipeline, mirror, tmp_path):
+    again = copy_project(tmp_path / "again")
+    apply_tiny_params(again)
+    run_dvc(again, "repro", mirror=mirror, extra_env={"OMP_NUM_THREADS": "1"})
+    first, second = metrics_and_plots(tiny_pipeline), metrics_and_plots(again)
+    assert len(first) >= 20 and first.keys() == second.keys()
+    assert [p for p in first if first[p] != second[p]] == []
+    # The resume checkpoints the training stages wrote (tiny_params: checkpoint_every) are gone.
+    assert not [p for p in (again / "data").rglob("*") if "resume" in p.parts and p.is_file()]
