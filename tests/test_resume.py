@@ -73,7 +73,9 @@ def fake_images(tmp_path, monkeypatch):
     return folder
 
 
-@pytest.mark.parametrize("fit", [fit_vaegan, fit_classifier], ids=["vaegan", "classifier"])
+@pytest.mark.parametrize("fit", [  # the classifier under slow: the default suite stays < 5 min
+    pytest.param(fit_vaegan, id="vaegan"),
+    pytest.param(fit_classifier, id="classifier", marks=pytest.mark.slow)])
 def test_a_run_killed_mid_epoch_resumes_bit_for_bit(fit, fake_images, tmp_path, monkeypatch,
                                                     one_thread):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
