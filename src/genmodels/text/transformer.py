@@ -50,14 +50,22 @@ class TransformerConfig:
             raise ValueError("rotary positions need an even head size (n_embd / n_head)")
 
 
-def rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """RoPE (Su et al. 2021, eq. 34): rotate feature pairs of ``x`` (B, nh, T, hs) by angle
-    ``pos * 10000^(-2i/hs)``, with ``pos`` (T,) the absolute positions."""
-    half = x.size(-1) // 2
+def rotary(pos: torch.Tensor, head_size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE's angles ``pos * 10000^(-2i/hs)`` (Su et al. 2021, eq. 34) for ``pos`` (T,), the
+    absolute positions, as (cos, sin), each (T, hs/2). Computed once per call and shared
+    by every layer's queries and keys (at one token a step this table cost as much as
+    the attention)."""
+    half = head_size // 2
     # float64 angles: positions grow without bound while a state is carried
-    freqs = 10000.0 ** (-torch.arange(half, dtype=torch.float64, device=x.device) / half)
+    freqs = 10000.0 ** (-torch.arange(half, dtype=torch.float64, device=pos.device) / half)
     angle = pos.to(torch.float64)[:, None] * freqs[None, :]  # (T, hs/2)
-    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    return angle.cos().to(dtype), angle.sin().to(dtype)
+
+
+def rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate the feature pairs (i, i + hs/2) of ``x`` (B, nh, T, hs) by ``rotary``'s angles."""
+    cos, sin = rope
+    half = x.size(-1) // 2
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -72,11 +80,11 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, pos, cache=None):
+    def forward(self, x, rope, cache=None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        q, k = rotate(q, pos), rotate(k, pos)  # (B, nh, T, hs)
+        q, k = rotate(q, rope), rotate(k, rope)  # (B, nh, T, hs)
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)  # (B, nh, P + T, hs)
             v = torch.cat([cache[1], v], dim=2)
@@ -104,8 +112,8 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x, pos, cache=None):
-        a, cache = self.attn(self.ln1(x), pos, cache)
+    def forward(self, x, rope, cache=None):
+        a, cache = self.attn(self.ln1(x), rope, cache)
         x = x + a
         return x + self.mlp(self.ln2(x)), cache
 
@@ -144,9 +152,10 @@ class TransformerLM(LanguageModel):
         start, caches = state if state is not None else (0, [None] * len(self.blocks))
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         x = self.drop(self.embed(idx))  # (B, T, C)
+        rope = rotary(pos, self.config.n_embd // self.config.n_head, x.dtype)
         new_caches = []
         for block, cache in zip(self.blocks, caches, strict=True):
-            x, cache = block(x, pos, cache)
+            x, cache = block(x, rope, cache)
             new_caches.append(cache)
         logits, loss = output(self.head, self.ln_f(x), targets, self.training)  # (B, T, V)
         return logits, loss, (start + T, new_caches)
