@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genmodels.config import config
+from genmodels.speed import ConvTranspose2d, Linear, adam_options, channels_last
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 PositiveFloat = Annotated[float, pydantic.Field(gt=0)]
@@ -66,8 +67,8 @@ class ConvEncoder(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        head = [nn.Linear(flat, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)] \
-            if hidden_dim else [nn.Linear(flat, out_dim)]
+        head = [Linear(flat, hidden_dim), nn.ReLU(), Linear(hidden_dim, out_dim)] \
+            if hidden_dim else [Linear(flat, out_dim)]
         self.head = nn.Sequential(*head)
 
     def forward(self, x):
@@ -84,14 +85,14 @@ class ConvDecoder(nn.Module):
         c, h, w = image_shape
         self.start = (channels[-1], conv_out_side(h, len(channels)), conv_out_side(w, len(channels)))
         flat = self.start[0] * self.start[1] * self.start[2]
-        head = [nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, flat)] \
-            if hidden_dim else [nn.Linear(latent_dim, flat)]
+        head = [Linear(latent_dim, hidden_dim), nn.ReLU(), Linear(hidden_dim, flat)] \
+            if hidden_dim else [Linear(latent_dim, flat)]
         self.head = nn.Sequential(*head, nn.ReLU())
         layers = []
         widths = [*reversed(channels), c]  # 64 -> 32 -> 1
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
-                                             output_padding=1))
+            layers.append(ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
+                                          output_padding=1))
             if i < len(widths) - 2:  # no normalisation or activation on the logits
                 layers += [_norm(c_out, batchnorm), nn.ReLU()]
         self.deconvs = nn.Sequential(*layers)
@@ -125,7 +126,7 @@ class ImageModel(nn.Module):
     """What the training loop needs: one optimizer, one minimised ``loss`` term."""
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=lr)]
+        return [torch.optim.Adam(self.parameters(), lr=lr, **adam_options(self.parameters()))]
 
     def train_step(self, x: torch.Tensor, optimizers) -> dict[str, float]:
         (opt,) = optimizers
@@ -164,6 +165,7 @@ class Autoencoder(ImageModel):
         # they travel in the state_dict with the weights.
         self.register_buffer("code_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("code_chol", torch.eye(cfg.latent_dim))
+        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         return self.encoder(x)  # (B, latent)
@@ -204,6 +206,7 @@ class VAE(ImageModel):
         self.config = cfg
         self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim)
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each

@@ -36,6 +36,7 @@ from genmodels.images.autoencoder import (
     conv_out_side,
     gaussian_kl,
 )
+from genmodels.speed import Linear, adam_options, channels_last
 
 
 @config
@@ -73,7 +74,7 @@ class Discriminator(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        self.out = nn.Linear(flat, 1)
+        self.out = Linear(flat, 1)
 
     def features(self, x):
         return self.convs(x).flatten(1)  # (B, 64 * 7 * 7)
@@ -92,6 +93,7 @@ class VAEGAN(ImageModel):
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim,
                                    batchnorm=True)
         self.discriminator = Discriminator(image_shape, cfg.disc_channels)
+        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
@@ -131,11 +133,8 @@ class VAEGAN(ImageModel):
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         betas = (self.config.beta1, 0.999)
-        return [
-            torch.optim.Adam(self.encoder.parameters(), lr=lr, betas=betas),
-            torch.optim.Adam(self.decoder.parameters(), lr=lr, betas=betas),
-            torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
-        ]
+        return [torch.optim.Adam(net.parameters(), lr=lr, betas=betas, **adam_options(net.parameters()))
+                for net in (self.encoder, self.decoder, self.discriminator)]
 
     def train_step(self, x, optimizers) -> dict[str, float]:
         opt_enc, opt_dec, opt_dis = optimizers

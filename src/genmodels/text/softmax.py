@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genmodels.speed import Linear, linear
+
 
 class OutputLayer(nn.Module):
     def __init__(self, n_in: int, vocab_size: int, cutoffs: tuple[int, ...] = (), bias: bool = True):
@@ -33,7 +35,7 @@ class OutputLayer(nn.Module):
         self.edges = (0, *cutoffs, vocab_size)  # cluster c holds ids edges[c] .. edges[c+1]-1
         self.weight = nn.Parameter(torch.empty(vocab_size, n_in))  # one row per word; may be tied
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if bias else None
-        self.cluster = nn.Linear(n_in, len(cutoffs)) if cutoffs else None  # head entries for tails
+        self.cluster = Linear(n_in, len(cutoffs)) if cutoffs else None  # head entries for tails
         nn.init.uniform_(self.weight, -0.1, 0.1)
         self.reset_clusters()
 
@@ -53,7 +55,7 @@ class OutputLayer(nn.Module):
     def _scores(self, h: torch.Tensor, c: int) -> torch.Tensor:
         lo, hi = self.edges[c], self.edges[c + 1]
         b = self.bias[lo:hi] if self.bias is not None else None
-        return F.linear(h, self.weight[lo:hi], b)
+        return linear(h, self.weight[lo:hi], b)
 
     def full_logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., n_in) -> (..., V): logits (full softmax) or log-probabilities (adaptive)."""
@@ -71,7 +73,13 @@ class OutputLayer(nn.Module):
         if not self.adaptive:
             return F.cross_entropy(F.linear(h, self.weight, self.bias), targets)
         n0 = self.edges[1]
-        head = torch.log_softmax(torch.cat([self._scores(h, 0), self.cluster(h)], -1), -1)  # (N, n0+k)
+        # One split of the (tied) weight for all clusters: its backward writes one (V, C)
+        # gradient, where a slice per cluster would each zero-fill and add a (V, C) tensor.
+        sizes = [hi - lo for lo, hi in zip(self.edges, self.edges[1:], strict=False)]
+        weights = self.weight.split(sizes)
+        biases = self.bias.split(sizes) if self.bias is not None else [None] * len(sizes)
+        head = torch.log_softmax(torch.cat([linear(h, weights[0], biases[0]), self.cluster(h)], -1),
+                                 -1)  # (N, n0 + k)
         in_head = targets < n0
         # head words: their own entry; tail words: their cluster's entry, plus the below
         col = torch.where(in_head, targets, n0 - 1 + torch.bucketize(targets, torch.tensor(
@@ -81,7 +89,7 @@ class OutputLayer(nn.Module):
             lo, hi = self.edges[c], self.edges[c + 1]
             rows = ((targets >= lo) & (targets < hi)).nonzero().squeeze(1)
             if rows.numel():
-                logp = torch.log_softmax(self._scores(h[rows], c), -1)  # (n_c, hi - lo)
+                logp = torch.log_softmax(linear(h[rows], weights[c], biases[c]), -1)  # (n_c, hi - lo)
                 nll = nll.index_add(0, rows, -logp.gather(1, (targets[rows] - lo)[:, None]).squeeze(1))
         return nll.mean()
 

@@ -23,11 +23,11 @@ import math
 from typing import Annotated
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from genmodels.config import config
+from genmodels.speed import Dropout, Linear, scaled_dot_product_attention
 from genmodels.text.generate import LanguageModel
 from genmodels.text.softmax import OutputLayer, output
 
@@ -75,10 +75,10 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.n_head = config.n_head
         self.context = config.context
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.qkv = Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = Linear(config.n_embd, config.n_embd)
         self.dropout = config.dropout
-        self.resid_drop = nn.Dropout(config.dropout)
+        self.resid_drop = Dropout(config.dropout)
 
     def forward(self, x, rope, cache=None):
         B, T, C = x.shape
@@ -91,7 +91,7 @@ class SelfAttention(nn.Module):
         P = k.size(2) - T
         # query i (absolute P + i) sees the P cached keys and keys 0..i of this window
         mask = None if T == 1 else torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(P)
-        y = F.scaled_dot_product_attention(
+        y = scaled_dot_product_attention(  # F.scaled_dot_product_attention, faster dropout
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
@@ -106,10 +106,10 @@ class Block(nn.Module):
         self.attn = SelfAttention(config)
         self.ln2 = nn.LayerNorm(config.n_embd)
         self.mlp = nn.Sequential(
-            nn.Linear(config.n_embd, 4 * config.n_embd),
+            Linear(config.n_embd, 4 * config.n_embd),
             nn.GELU(),
-            nn.Linear(4 * config.n_embd, config.n_embd),
-            nn.Dropout(config.dropout),
+            Linear(4 * config.n_embd, config.n_embd),
+            Dropout(config.dropout),
         )
 
     def forward(self, x, rope, cache=None):
@@ -125,7 +125,7 @@ class TransformerLM(LanguageModel):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = OutputLayer(config.n_embd, config.vocab_size, config.cutoffs, bias=False)
