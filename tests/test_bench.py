@@ -53,6 +53,8 @@ def tiny_project(tmp_path):
         "train_image": {"tiny": {"family": "vae", "latent_dim": 2, "channels": [4, 8],
                                  "hidden_dim": 8, "epochs": 1, "batch_size": 8, "lr": 1e-3,
                                  "seed": 0}},
+        "train_classifier": {"channels": [4], "feature_dim": 8, "dropout": 0.1, "epochs": 1,
+                             "batch_size": 8, "lr": 1e-3, "seed": 0},
         "train_text": {"tiny_lstm": {"corpus": "toy", "arch": "rnn",
                                      "model": {"cell": "lstm", "n_embd": 8, "n_hidden": 8,
                                                "cutoffs": [3]},
@@ -80,7 +82,8 @@ def test_bench_writes_json_and_table(tmp_path, one_thread):
     assert text["train_tokens_per_s"] > 0 and text["generate_tokens_per_s"] > 0
     assert 0 < text["share_of_peak"] and text["peak_rss_mib"] > 0
     assert len(text["top_ops"]) == 3 and text["top_ops"][0]["ms_per_step"] > 0
-    assert "`tiny_lstm`" in md.read_text()
+    assert results["image"]["classifier"]["features_images_per_s"] > 0
+    assert "`tiny_lstm`" in md.read_text() and "`classifier`" in md.read_text()
 
 
 def test_missing_vocabulary_is_a_clear_error(tmp_path, capsys):

@@ -222,6 +222,30 @@ def image_case(name: str, entry: dict, device: torch.device):
     return cfg, model, lambda: model.train_step(x, optimizers), cfg.batch_size
 
 
+def classifier_case(entry: dict, device: torch.device):
+    """(config, model, one training step, images per step) for ``train_classifier``: the
+    loop's cross-entropy step on a batch of noise with random labels."""
+    import torch.nn.functional as F
+
+    from genmodels.config import from_dict
+    from genmodels.images.classifier import Classifier, ClassifierConfig
+
+    cfg = from_dict(ClassifierConfig, entry, "train_classifier")
+    torch.manual_seed(0)
+    model = Classifier(cfg).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    x = torch.rand(cfg.batch_size, 1, 28, 28, device=device)
+    y = torch.randint(10, (cfg.batch_size,), device=device)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return cfg, model, step, cfg.batch_size
+
+
 def text_case(name: str, entry: dict, prepared: Path, device: torch.device):
     """(config, vocabulary, model, one training step cycling through WINDOWS real windows,
     tokens per step) for ``train_text.<name>``."""
@@ -255,19 +279,29 @@ def text_case(name: str, entry: dict, prepared: Path, device: torch.device):
 
 def bench_image(name: str, entry: dict, device: torch.device, seconds: float, peak: float,
                 memory: PeakMemory, profile: int = 0) -> dict:
+    """An image model, or the classifier (``name`` "classifier"): its sampling speed is
+    then the speed of its features, which the sample metrics compute for every image."""
     memory.reset()
-    cfg, model, step, images = image_case(name, entry, device)
+    if name == "classifier":
+        cfg, model, step, images = classifier_case(entry, device)
+    else:
+        cfg, model, step, images = image_case(name, entry, device)
     flops = count_flops(model, step)
     per_step = seconds_per_call(step, seconds, device)
     model.eval()
     n = 1000
-    per_sample = seconds_per_call(lambda: model.sample(n), seconds / 2, device)
+    if name == "classifier":
+        x = torch.rand(n, 1, 28, 28, device=device)
+        with torch.no_grad():
+            per_sample = seconds_per_call(lambda: model.features(x), seconds / 2, device)
+    else:
+        per_sample = seconds_per_call(lambda: model.sample(n), seconds / 2, device)
     result = {
-        "family": cfg.family, "batch_size": cfg.batch_size,
+        "family": getattr(cfg, "family", "classifier"), "batch_size": cfg.batch_size,
         "train_images_per_s": images / per_step, "train_step_ms": per_step * 1e3,
         "gflop_per_step": flops / 1e9, "achieved_gflops": flops / per_step / 1e9,
         "share_of_peak": flops / per_step / 1e9 / peak,
-        "sample_images_per_s": n / per_sample,
+        "features_images_per_s" if name == "classifier" else "sample_images_per_s": n / per_sample,
         "peak_rss_mib": memory.mib(),
     }
     if profile:
@@ -313,10 +347,11 @@ def table(results: dict) -> str:
              "| sampling (one stream; 20 streams) | peak RSS (MiB) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["image"].items():
+        sampling = (f"{r['sample_images_per_s']:,.0f} images/s" if "sample_images_per_s" in r
+                    else f"features: {r['features_images_per_s']:,.0f} images/s")
         lines.append(f"| `{name}` | {r['train_images_per_s']:,.0f} images/s | "
                      f"{r['gflop_per_step']:.3f} | {r['achieved_gflops']:.1f} | "
-                     f"{r['share_of_peak']:.0%} | {r['sample_images_per_s']:,.0f} images/s | "
-                     f"{r['peak_rss_mib']:,.0f} |")
+                     f"{r['share_of_peak']:.0%} | {sampling} | {r['peak_rss_mib']:,.0f} |")
     for name, r in results["text"].items():
         lines.append(f"| `{name}` | {r['train_tokens_per_s']:,.0f} tokens/s | "
                      f"{r['gflop_per_step']:.3f} | {r['achieved_gflops']:.1f} | "
@@ -360,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
                    "matmul_gflops": rates, "matmul_peak_gflops": peak,
                    "image": {}, "text": {}}
         memory = PeakMemory()
-        for name, entry in params.get("train_image", {}).items():
+        images = dict(params.get("train_image", {}))
+        if "train_classifier" in params:
+            images["classifier"] = params["train_classifier"]
+        for name, entry in images.items():
             if wanted is None or name in wanted:
                 results["image"][name] = bench_image(name, entry, device, args.seconds, peak,
                                                      memory, args.profile)
