@@ -104,3 +104,25 @@ def test_adam_options_fuse_on_cpu():
     assert speed.adam_options(p) == {"fused": True}
     assert speed.adam_options([nn.Parameter(torch.zeros(3, dtype=torch.float64))]) == {}
     torch.optim.AdamW(p, **speed.adam_options(p)).step()  # the fused kernel exists here
+
+
+def test_flatten_is_flatten_with_the_gradient_in_nhwc():
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = speed.flatten(x)
+    assert torch.equal(y, x.flatten(1))
+    y.backward(torch.ones_like(y))
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("stride, padding, side", [(2, 1, 28), (1, 1, 9), (2, 0, 9)])
+def test_conv_with_few_inputs_has_the_same_gradients(stride, padding, side):
+    torch.manual_seed(0)
+    ref = nn.Conv2d(1, 6, 3, stride, padding)
+    ours = speed.Conv2d(1, 6, 3, stride, padding)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.rand(3, 1, side, side, requires_grad=True)
+    a = grads(lambda: ours(x), x, ours.weight, ours.bias)
+    assert ours(x).grad_fn.name().endswith("_ConvFewInputsBackward")
+    r = grads(lambda: ref(x), x, ref.weight, ref.bias)
+    for got, want in zip(a, r, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

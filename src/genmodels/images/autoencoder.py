@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genmodels.config import config
-from genmodels.speed import ConvTranspose2d, Linear, adam_options, channels_last
+from genmodels.speed import ConvTranspose2d, Linear, adam_options, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 PositiveFloat = Annotated[float, pydantic.Field(gt=0)]
@@ -73,7 +73,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x):
         h = self.convs(x)                  # (B, 64, 7, 7)
-        return self.head(h.flatten(1))     # (B, out_dim)
+        return self.head(flatten(h))       # (B, out_dim)
 
 
 class ConvDecoder(nn.Module):

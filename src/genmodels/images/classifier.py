@@ -27,7 +27,7 @@ from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
-from genmodels.speed import Dropout, Linear, channels_last
+from genmodels.speed import Dropout, Linear, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 
@@ -64,7 +64,7 @@ class Classifier(nn.Module):
         channels_last(self)  # oneDNN's convolutions run in NHWC: the first one ~10x faster
 
     def features(self, x):
-        return F.relu(self.fc(self.convs(x).flatten(1)))  # (B, feature_dim)
+        return F.relu(self.fc(flatten(self.convs(x))))  # (B, feature_dim)
 
     def forward(self, x):
         return self.out(self.drop(self.features(x)))  # (B, n_classes) logits

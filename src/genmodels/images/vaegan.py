@@ -36,7 +36,7 @@ from genmodels.images.autoencoder import (
     conv_out_side,
     gaussian_kl,
 )
-from genmodels.speed import Linear, adam_options, channels_last
+from genmodels.speed import Conv2d, Linear, adam_options, channels_last, flatten
 
 
 @config
@@ -69,7 +69,7 @@ class Discriminator(nn.Module):
         c, h, w = image_shape
         layers, c_in = [], c
         for i, c_out in enumerate(channels):  # DCGAN: batch norm on all but the first conv
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+            layers += [Conv2d(c_in, c_out, 3, stride=2, padding=1),  # nn.Conv2d, faster dx
                        nn.BatchNorm2d(c_out) if i > 0 else nn.Identity(), nn.LeakyReLU(0.2)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
@@ -77,7 +77,7 @@ class Discriminator(nn.Module):
         self.out = Linear(flat, 1)
 
     def features(self, x):
-        return self.convs(x).flatten(1)  # (B, 64 * 7 * 7)
+        return flatten(self.convs(x))  # (B, 64 * 7 * 7)
 
     def forward(self, x):
         f = self.features(x)
