@@ -3,6 +3,7 @@ its FLOP counts agree with the formulas."""
 
 import json
 
+import pytest
 import torch
 import torch.nn.functional as F
 import yaml
@@ -73,7 +74,8 @@ def test_bench_writes_json_and_table(tmp_path, one_thread):
     out, md = tmp_path / "bench.json", tmp_path / "bench.md"
     assert main(["--params", str(project / "params.yaml"), "--prepared", str(project / "prepared"),
                  "--out", str(out), "--table", str(md), "--seconds", "0.05",
-                 "--gen-tokens", "20", "--profile", "3", "--peak-sizes", "64", "128"]) == 0
+                 "--gen-tokens", "20", "--profile", "3", "--peak-sizes", "64", "128",
+                 "--threads", "1", "--clock", "thread"]) == 0
     results = json.loads(out.read_text())
     assert results["matmul_peak_gflops"] == max(
         v for r in results["matmul_gflops"].values() for v in r.values())
@@ -83,7 +85,14 @@ def test_bench_writes_json_and_table(tmp_path, one_thread):
     assert 0 < text["share_of_peak"] and text["peak_rss_mib"] > 0
     assert len(text["top_ops"]) == 3 and text["top_ops"][0]["ms_per_step"] > 0
     assert results["image"]["classifier"]["features_images_per_s"] > 0
+    assert results["clock"] == "thread" and results["threads"] == 1
     assert "`tiny_lstm`" in md.read_text() and "`classifier`" in md.read_text()
+
+
+def test_thread_clock_needs_one_thread(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--params", str(tmp_path / "none.yaml"), "--threads", "2", "--clock", "thread"])
+    assert "--threads 1" in capsys.readouterr().err
 
 
 def test_missing_vocabulary_is_a_clear_error(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Benchmark: how fast every model trains and samples on this machine, against its peak.
 
     python -m genmodels.bench [--out reports/bench.json] [--table reports/bench.md]
-                              [--only NAME ...] [--profile 10]
+                              [--only NAME ...] [--profile 10] [--threads 1 --clock thread]
 
 Measures the matmul peak, then for every model in ``params.yaml``: training
 throughput (images/s or tokens/s), the FLOPs of one training step, the achieved
@@ -22,13 +22,18 @@ cost depends on how many targets fall in its rare-word clusters, so real text
 is needed). FLOPs are counted by ``torch.utils.flop_counter`` on the plain
 PyTorch ops, plus an analytic count for fused recurrent kernels it cannot see
 (oneDNN's LSTM) and a formula for the CPU flash attention it does not know.
-Times are the best chunk of a few (the least disturbed on a shared machine).
+Times are the best chunk of a few (the least disturbed on a shared machine); on
+a busy machine ``--threads 1 --clock thread`` times in the thread's CPU time,
+which other processes barely disturb (with two threads, one descheduled thread
+stalls the other at every parallel op, and wall times there mean little).
 Speed does not depend on the weights, so untrained models are timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import itertools
 import json
 import math
@@ -60,6 +65,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+# wall: what a run takes. thread: this thread's CPU time, which a shared machine's other
+# processes do not inflate (valid with one thread, where every op runs on this thread).
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+_clock = CLOCKS["wall"]
+
+
 def seconds_per_call(fn: Callable[[], object], seconds: float, device: torch.device,
                      multiple: int = 1) -> float:
     """Seconds per call of ``fn``: the fastest of chunks of calls filling ``seconds``.
@@ -72,20 +83,20 @@ def seconds_per_call(fn: Callable[[], object], seconds: float, device: torch.dev
     for _ in range(2):
         fn()
     sync(device)
-    t0 = time.perf_counter()
+    t0 = _clock()
     for _ in range(multiple):
         fn()
     sync(device)
-    once = (time.perf_counter() - t0) / multiple
+    once = max((_clock() - t0) / multiple, 1e-9)
     chunk = min(0.25, seconds / 3)
     calls = multiple * max(1, math.ceil(chunk / (once * multiple)))
     best, spent = math.inf, 0.0
     while spent < seconds or best == math.inf:
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(calls):
             fn()
         sync(device)
-        elapsed = time.perf_counter() - t0
+        elapsed = _clock() - t0
         best, spent = min(best, elapsed / calls), spent + elapsed
     return best
 
@@ -174,9 +185,16 @@ def count_flops(model: nn.Module, step: Callable[[], object], calls: int = 1) ->
 
 class PeakMemory:
     """Peak resident memory (MiB) from ``reset()`` on: Linux's VmHWM, which writing 5 to
-    /proc/self/clear_refs resets; elsewhere the process's peak so far (getrusage)."""
+    /proc/self/clear_refs resets; elsewhere the process's peak so far (getrusage).
+    The reset first hands freed memory back to the system (glibc's malloc_trim), so a
+    model's figure does not carry what the models before it left in the allocator."""
 
     def reset(self) -> None:
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
         try:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
@@ -197,7 +215,8 @@ def top_ops(step: Callable[[], object], calls: int, top: int) -> list[dict]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(calls):
             step()
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    events = [e for e in prof.key_averages()  # kernels (aten::, mkldnn::), not Python frames
+              if "::" in e.key and not e.key.startswith(("autograd::", "Optimizer"))]
     total = sum(e.self_cpu_time_total for e in prof.key_averages()) or 1.0
     events.sort(key=lambda e: -e.self_cpu_time_total)
     return [{"op": e.key, "ms_per_step": e.self_cpu_time_total / 1e3 / calls,
@@ -342,7 +361,8 @@ def table(results: dict) -> str:
     sizes = ", ".join(f"{lib} {max(r.values()):.0f}" for lib, r in rates.items())
     lines = [f"Matmul peak: {results['matmul_peak_gflops']:.1f} GFLOP/s float32, the best of "
              f"n = {', '.join(next(iter(rates.values())))} ({sizes}); "
-             f"{results['device']}, {results['threads']} threads, {results['machine']}", "",
+             f"{results['device']}, {results['threads']} threads, {results['machine']}"
+             + (", times in thread CPU time" if results.get("clock") == "thread" else ""), "",
              "| model | train throughput | GFLOP/step | achieved GFLOP/s | share of peak "
              "| sampling (one stream; 20 streams) | peak RSS (MiB) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -374,8 +394,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="record each model's N most expensive ops per training step")
     p.add_argument("--peak-sizes", type=int, nargs="+", default=list(PEAK_SIZES), metavar="N",
                    help="n of the n x n products the peak is the best of")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="thread: CPU time of the one thread (with --threads 1), for a shared "
+                        "machine; generation speeds stay wall time")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
+    if args.threads < 0:
+        p.error("--threads must be >= 0")
+    if args.clock == "thread" and (args.threads or torch.get_num_threads()) != 1:
+        p.error("--clock thread measures one thread: add --threads 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    global _clock
+    _clock = CLOCKS[args.clock]
     if args.seconds <= 0 or args.gen_tokens <= 0 or args.profile < 0 or min(args.peak_sizes) <= 0:
         p.error("--seconds, --gen-tokens and --peak-sizes must be positive, --profile >= 0")
     try:
@@ -389,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = matmul_rates(device, args.peak_sizes, args.seconds)
         peak = max(r for lib in rates.values() for r in lib.values())
         print(f"matmul peak: {peak:.1f} GFLOP/s on {device} {rates}", file=sys.stderr)
-        results = {"device": str(device), "threads": torch.get_num_threads(),
+        results = {"device": str(device), "threads": torch.get_num_threads(), "clock": args.clock,
                    "machine": platform.processor() or platform.machine(),
                    "torch": torch.__version__, "onednn_linear": speed.onednn_available(),
                    "matmul_gflops": rates, "matmul_peak_gflops": peak,
