@@ -252,7 +252,7 @@ def classifier_case(entry: dict, device: torch.device):
     cfg = from_dict(ClassifierConfig, entry, "train_classifier")
     torch.manual_seed(0)
     model = Classifier(cfg).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **speed.adam_options(model.parameters()))
     x = torch.rand(cfg.batch_size, 1, 28, 28, device=device)
     y = torch.randint(10, (cfg.batch_size,), device=device)
 

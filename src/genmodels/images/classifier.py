@@ -27,7 +27,7 @@ from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
-from genmodels.speed import Dropout, Linear, channels_last, flatten
+from genmodels.speed import Dropout, Linear, adam_options, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 
@@ -106,7 +106,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
     model = Classifier(cfg, tuple(train_x.shape[1:]), n_classes).to(device)
     ddp = distributed.wrap(model, info, device)
     distributed.seed_noise(cfg.seed, info)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **adam_options(model.parameters()))
     steps = n_batches(len(train_x), cfg.batch_size, cfg.limit_batches)
     # Cosine decay to zero over the whole run: the last epochs fine-tune at small rates.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)

@@ -31,6 +31,7 @@ from genmodels.config import config
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.resume import Resume, rng_state, set_rng_state, to_device
+from genmodels.speed import adam_options
 from genmodels.text.data import (
     batchify,
     load_split,
@@ -172,7 +173,7 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam
         (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": s.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=s.lr)
+    return torch.optim.AdamW(groups, lr=s.lr, **adam_options(model.parameters()))
 
 
 def save_resume(resume: Resume, model, opt, run, step: int, progress: EpochProgress,
