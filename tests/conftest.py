@@ -26,6 +26,30 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+VERSE = """first citizen:
+before we proceed any further, hear me speak.
+all:
+speak, speak.
+first citizen:
+you are all resolved rather to die than to famish?
+all:
+resolved. resolved.
+"""  # a few lines of tiny-shakespeare for tests that need a corpus
+
+
+def write_fake_images(folder: Path, sizes: dict[str, int], seed: int = 0) -> Path:
+    """A prepared Fashion-MNIST folder of random images, ``sizes`` per split, every class
+    present (labels 0..9 in turn)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in sizes.items():
+        torch.save({"images": torch.rand(n, 1, 28, 28, generator=gen),
+                    "labels": torch.arange(n) % 10}, folder / f"{split}.pt")
+    return folder
+
+
 def mirror_path() -> Path | None:
     """GENMODELS_MIRROR if set, else ../shared/mirror beside the checkout, if present."""
     env = os.environ.get("GENMODELS_MIRROR")

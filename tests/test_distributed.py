@@ -24,7 +24,7 @@ from genmodels.data.text import Vocab, tokenize
 from genmodels.distributed import Dist, shard
 from genmodels.tracking import flatten
 
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, VERSE, write_fake_images
 
 PARAMS = {
     "prepare_text": {"toy": {"split": "blocks", "val_fraction": 0.1, "test_fraction": 0.1,
@@ -39,13 +39,6 @@ PARAMS = {
                    weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0,
                    max_batches=6, unk_alpha=0.5))},
 }
-TEXT = """first citizen:
-before we proceed any further, hear me speak.
-all:
-speak, speak.
-first citizen:
-you are all resolved rather to die than to famish?
-"""
 STAGES = {  # script, its arguments, the checkpoint's flag
     "ae": ("train_image.py", ["--name", "ae", "--data", "images", "--threads", "1"], "--checkpoint"),
     "lstm": ("train_text.py", ["--name", "lstm", "--data", "text"], "--model"),
@@ -66,12 +59,8 @@ def workdir(tmp_path_factory):
     """Random images, a few lines of text, and a params.yaml for both stages."""
     root = tmp_path_factory.mktemp("distributed")
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    gen = torch.Generator().manual_seed(0)
-    (root / "images").mkdir()
-    for split, n in (("train", 160), ("val", 40)):
-        torch.save({"images": torch.rand(n, 1, 28, 28, generator=gen),
-                    "labels": torch.arange(n) % 10}, root / "images" / f"{split}.pt")
-    tokens = tokenize(TEXT * 12, "line")
+    write_fake_images(root / "images", {"train": 160, "val": 40})
+    tokens = tokenize(VERSE * 12, "line")
     vocab = Vocab.build(tokens)
     vocab.save(root / "text" / "vocab.json")
     ids = torch.tensor(vocab.encode(tokens))

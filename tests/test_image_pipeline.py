@@ -12,6 +12,8 @@ from genmodels.images.registry import config_from_dict, load_checkpoint
 from genmodels.images.render import RenderConfig, render
 from genmodels.images.train import train
 
+from conftest import write_fake_images
+
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 TINY = dict(channels=[4, 8], hidden_dim=8, epochs=1, batch_size=16, lr=1e-3, seed=0,
@@ -45,12 +47,7 @@ def tracking_uri(tmp_path_factory):
 def fake_data(tmp_path, monkeypatch, tracking_uri):
     """A prepared-data folder of random images, every class present; cwd = tmp_path."""
     monkeypatch.chdir(tmp_path)
-    gen = torch.Generator().manual_seed(0)
-    folder = tmp_path / "prepared"
-    folder.mkdir()
-    for split, n in (("train", 80), ("val", 40), ("test", 60)):
-        torch.save({"images": torch.rand(n, 1, 28, 28, generator=gen),
-                    "labels": torch.arange(n) % 10}, folder / f"{split}.pt")
+    folder = write_fake_images(tmp_path / "prepared", {"train": 80, "val": 40, "test": 60})
     (folder / "meta.json").write_text(json.dumps({"classes": CLASSES, "mean": 0.5, "std": 0.3}))
     return folder
 

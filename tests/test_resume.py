@@ -23,7 +23,7 @@ from genmodels.images.registry import config_from_dict
 from genmodels.images.train import train
 from genmodels.resume import Resume
 
-from conftest import VENV_BIN, apply_tiny_params, copy_project, run_dvc
+from conftest import VENV_BIN, apply_tiny_params, copy_project, run_dvc, write_fake_images
 
 TINY = dict(channels=[4, 8], epochs=2, batch_size=16, lr=1e-3, seed=0, limit_batches=5)
 VAEGAN = dict(family="vaegan", latent_dim=8, hidden_dim=8, disc_channels=[4, 8], gamma=0.05,
@@ -64,13 +64,7 @@ def fake_images(tmp_path, monkeypatch):
     """A prepared Fashion-MNIST folder of random images; its own MLflow store; cwd = tmp_path."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    gen = torch.Generator().manual_seed(0)
-    folder = tmp_path / "prepared"
-    folder.mkdir()
-    for split, n in (("train", 160), ("val", 40), ("test", 40)):
-        torch.save({"images": torch.rand(n, 1, 28, 28, generator=gen),
-                    "labels": torch.arange(n) % 10}, folder / f"{split}.pt")
-    return folder
+    return write_fake_images(tmp_path / "prepared", {"train": 160, "val": 40, "test": 40})
 
 
 @pytest.mark.parametrize("fit", [  # the classifier under slow: the default suite stays < 5 min

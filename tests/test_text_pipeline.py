@@ -13,6 +13,8 @@ from genmodels.text.evaluate import EvaluateTextConfig, evaluate, sample_metrics
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
 from genmodels.text.train import TrainTextConfig, train
 
+from conftest import VERSE
+
 
 class Recorder:
     """Stands in for a tracking Run (MLflow itself is covered by the dvc repro test)."""
@@ -31,15 +33,6 @@ class Recorder:
         path.write_text("\n".join(lines) + "\n")
         return cols
 
-TEXT = """first citizen:
-before we proceed any further, hear me speak.
-all:
-speak, speak.
-first citizen:
-you are all resolved rather to die than to famish?
-all:
-resolved. resolved.
-"""
 TINY_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
                   weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, max_batches=3,
                   unk_alpha=0.5)
@@ -63,7 +56,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 @pytest.fixture
 def corpus(tmp_path):
     """A prepared-corpus folder made from a few lines."""
-    tokens = tokenize(TEXT * 12, "line")
+    tokens = tokenize(VERSE * 12, "line")
     vocab = Vocab.build(tokens)
     folder = tmp_path / "prepared"
     vocab.save(folder / "vocab.json")
