@@ -7,6 +7,7 @@ a relative 1e-6 and weights to 1e-5. The configs leave out what differs by desig
 (each rank draws its own masks), batch norm (each rank's own batch statistics) and the
 VAE's sampled codes; so the image model is the AE and the LSTM has no dropout. Its word
 dropout to <unk> stays on: every rank must draw the same stream before taking its columns.
+The AE's batch of 15 splits 8 + 7, so the ranks' gradients must be weighted by their shares.
 """
 
 import csv
@@ -30,7 +31,7 @@ PARAMS = {
     "prepare_text": {"toy": {"split": "blocks", "val_fraction": 0.1, "test_fraction": 0.1,
                              "newline": "line"}},
     "train_image": {"ae": dict(family="ae", latent_dim=2, channels=[4, 8], hidden_dim=8,
-                               epochs=2, batch_size=16, lr=1e-3, seed=0, limit_batches=4)},
+                               epochs=2, batch_size=15, lr=1e-3, seed=0, limit_batches=4)},
     "train_text": {"lstm": dict(
         corpus="toy", arch="rnn",
         model=dict(cell="lstm", n_embd=16, n_hidden=16, n_layer=1, dropout=0.0,

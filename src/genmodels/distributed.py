@@ -12,7 +12,7 @@ The contract that makes N ranks equal one process with the global batch:
   takes its contiguous share of each global batch (:func:`shard`);
 - gradients are averaged across ranks before each optimizer step: by
   DistributedDataParallel (:func:`wrap`) where the loop calls the model's
-  forward, or by :func:`average_gradients_on_step` for the image models, whose
+  forward, or by :class:`GradientAverager` for the image models, whose
   ``train_step`` runs its own backward passes and optimizers (the VAE-GAN takes
   ``torch.autograd.grad`` for two losses, which DDP does not support);
 - metric sums are added across ranks (:func:`reduce_sum`) before they are divided;
@@ -101,24 +101,32 @@ def wrap(model: nn.Module, info: Dist, device: torch.device) -> nn.Module:
         model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def average_gradients_on_step(optimizers: Iterable[torch.optim.Optimizer], info: Dist) -> None:
+class GradientAverager:
     """Average each optimizer's gradients across ranks just before it steps: DDP's all-reduce,
-    done at the step, for models whose ``train_step`` runs its own backward passes."""
-    if not info.enabled:
-        return
-    for opt in optimizers:
-        opt.register_step_pre_hook(_average_gradients)
+    done at the step, for models whose ``train_step`` runs its own backward passes.
 
+    Each rank's loss is a mean over its own share of the global batch, so the global batch's
+    mean gradient is the sum of the ranks' gradients weighted by their shares. Set
+    :attr:`share` (this rank's images / the batch's) before each step: shares differ when
+    the batch does not split evenly; with even shares this is the plain average.
+    """
 
-def _average_gradients(opt: torch.optim.Optimizer, args, kwargs) -> None:
-    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])  # one collective instead of one per tensor
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    for g, avg in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-        g.copy_(avg.view_as(g))
+    def __init__(self, optimizers: Iterable[torch.optim.Optimizer], info: Dist):
+        self.share = 1.0 / info.world_size
+        if info.enabled:
+            for opt in optimizers:
+                opt.register_step_pre_hook(self._average)
+
+    def _average(self, opt: torch.optim.Optimizer, args, kwargs) -> None:
+        grads = [p.grad for group in opt.param_groups for p in group["params"]
+                 if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])  # one collective, not one per tensor
+        flat *= self.share
+        dist.all_reduce(flat)
+        for g, avg in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(avg.view_as(g))
 
 
 def broadcast_(tensors: Iterable[torch.Tensor], info: Dist) -> None:

@@ -96,7 +96,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
     steps = n_batches(len(train_x), cfg.batch_size, cfg.limit_batches)
     distributed.seed_noise(cfg.seed, info)
     distributed.broadcast_(model.state_dict().values(), info)
-    distributed.average_gradients_on_step(optimizers, info)
+    averager = distributed.GradientAverager(optimizers, info)
 
     at = resume.state or {"epoch": 1, "step": 0}  # where a killed run stopped, if any
     if resume.state:
@@ -126,6 +126,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
                        disable=not info.is_main)
             for idx in bar:
                 x = train_x[shard(idx, info)].to(device)  # this rank's share of the batch
+                averager.share = len(x) / len(idx)
                 with autocast(device):
                     terms = model.train_step(x, optimizers)
                 for k, v in terms.items():  # weighted so that the ranks' sums add up to
