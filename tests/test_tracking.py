@@ -78,16 +78,25 @@ def test_a_resumed_run_continues_the_same_mlflow_run(store, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with start_run("train@toy", {"lr": 0.1}, plots_path=tmp_path / "p.csv") as run:
             run.log({"train/loss": 3.0}, step=0)
-            saved = run.state_dict()
-            run.log({"train/loss": 2.5}, step=1)  # logged, then the process dies
+            saved = run.state_dict()  # the last resume checkpoint
+            run.log({"train/loss": 2.5, "val/loss": 2.7}, step=1)  # logged, then the process dies
             raise KeyboardInterrupt
     with start_run("train@toy", {"lr": 0.1}, plots_path=tmp_path / "p.csv",
                    run_id=saved["run_id"]) as run:
         run.load_state_dict(saved)
-        run.log({"train/loss": 2.0}, step=1)
+        # Step 1 recomputed: train/loss equal (bit for bit on the CPU), val/loss not (a GPU).
+        run.log({"train/loss": 2.5, "val/loss": 2.6}, step=1)
+        run.log({"train/loss": 2.0}, step=2)
     client = MlflowClient(store)
     runs = client.search_runs(client.get_experiment_by_name("genmodels").experiment_id)
     assert [r.info.run_id for r in runs] == [saved["run_id"]]
     assert runs[0].info.status == "FINISHED"
+
+    def history(key):
+        return sorted((m.step, m.value) for m in client.get_metric_history(saved["run_id"], key))
+
+    assert history("train/loss") == [(0, 3.0), (1, 2.5), (2, 2.0)]  # each step once
+    assert history("val/loss") == [(1, 2.6), (1, 2.7)]  # a changed value is logged again
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
-    assert [(r["step"], float(r["train/loss"])) for r in rows] == [("0", 3.0), ("1", 2.0)]
+    assert [(r["step"], r["train/loss"], r["val/loss"]) for r in rows] == [
+        ("0", "3.0", ""), ("1", "2.5", "2.6"), ("2", "2.0", "")]

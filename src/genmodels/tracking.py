@@ -107,8 +107,12 @@ def is_speed(name: str) -> bool:
 class Run:
     """An active tracking run; made by :func:`start_run`."""
 
-    def __init__(self, mlflow_run, metrics_path: Path | None, plots_path: Path | None):
+    def __init__(self, mlflow_run, metrics_path: Path | None, plots_path: Path | None,
+                 logged: Mapping[tuple[str, int], float] | None = None):
         self._mlflow_run = mlflow_run
+        # (metric, step) -> value already in MLflow: what a killed run logged before this one
+        # resumed it. The resumed run recomputes those steps; equal values are not sent twice.
+        self._logged = dict(logged or {})
         self.metrics_path = metrics_path
         self.plots_path = plots_path
         self.latest: dict[str, float] = {}
@@ -128,7 +132,9 @@ class Run:
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             logging.getLogger(__name__).warning("non-finite metric values: %s", ", ".join(bad))
-        mlflow.log_metrics(values, step=step)
+        fresh = {k: v for k, v in values.items() if self._logged.get((k, step or 0)) != v}
+        if fresh:
+            mlflow.log_metrics(fresh, step=step)
         values = {k: v for k, v in values.items() if not is_speed(k)}
         self.latest.update(values)
         if step is not None:
@@ -179,6 +185,15 @@ def _quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _metric_history(run_id: str) -> dict[tuple[str, int], float]:
+    """Every (metric, step) -> value of an existing MLflow run."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    return {(key, m.step): m.value for key in client.get_run(run_id).data.metrics
+            for m in client.get_metric_history(run_id, key)}
+
+
 @contextlib.contextmanager
 def start_run(
     stage: str,
@@ -227,5 +242,6 @@ def start_run(
             active,
             Path(metrics_path) if metrics_path else None,
             Path(plots_path) if plots_path else None,
+            logged=_metric_history(run_id) if run_id else None,
         )
         yield run
