@@ -11,7 +11,7 @@ import torch
 from genmodels import distributed
 from genmodels.config import as_dict, load_section
 from genmodels.images.classifier import ClassifierConfig, train_classifier
-from genmodels.resume import Resume
+from genmodels.resume import Resume, add_resume_arguments
 
 
 def main() -> None:
@@ -20,9 +20,7 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
-    p.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="optimizer steps between resume checkpoints; 0: none")
+    add_resume_arguments(p)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

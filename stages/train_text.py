@@ -11,7 +11,7 @@ import logging
 
 from genmodels import distributed
 from genmodels.config import as_dict, load_section
-from genmodels.resume import Resume
+from genmodels.resume import Resume, add_resume_arguments
 from genmodels.text.train import TrainTextConfig, train
 
 
@@ -22,9 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True, help="checkpoint to write")
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
-    p.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="optimizer steps between resume checkpoints; 0: none")
+    add_resume_arguments(p)
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -18,6 +18,7 @@ them changed; the stage deletes it once its outputs are written.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -89,6 +90,13 @@ class Resume:
             return None
         log.warning("resuming from %s at step %d", self.path, saved["state"]["step"])
         return saved
+
+
+def add_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training stages' flags for :class:`Resume` (dvc.yaml passes both)."""
+    parser.add_argument("--resume", help="resume checkpoint (not a DVC output: it outlives a kill)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="optimizer steps between resume checkpoints; 0: none")
 
 
 def fingerprint(config: Mapping[str, Any], data: Iterable[str | Path], world_size: int) -> str:

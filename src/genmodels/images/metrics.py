@@ -2,9 +2,9 @@
 
 FID and KID are torchmetrics' (``FrechetInceptionDistance`` and
 ``KernelInceptionDistance`` accept any ``nn.Module`` as the feature extractor
-and then download nothing; ours hands them the classifier's features). Precision/recall (Kynkaanniemi et al. 2019), the
-class-histogram entropy and nearest-neighbour novelty are written here: small,
-and torchmetrics has none of them.
+and then download nothing; ours hands them the classifier's features).
+Precision/recall (Kynkaanniemi et al. 2019), the class-histogram entropy and
+nearest-neighbour novelty are written here: small, and torchmetrics has none of them.
 """
 
 from __future__ import annotations
