@@ -135,3 +135,25 @@ def test_prompt_unknown_words_warn_and_empty_prompt_is_unprompted(caplog):
     text = complete(lstm(), VOCAB, "", 5, temperature=0)
     assert not text.startswith("\n")
     assert complete(lstm(), VOCAB, "the king", 5, temperature=0).startswith("The king")
+
+
+def test_generation_never_writes_unk_even_when_the_model_prefers_it():
+    """Issue 11: <unk> is scored (the model gives it mass) but never generated, greedy or sampled."""
+    from genmodels.text.generate import LanguageModel
+
+    class LovesUnk(LanguageModel):
+        def forward(self, idx, targets=None, state=None):
+            logits = torch.zeros(idx.size(0), idx.size(1), 5)
+            logits[..., 0] = 10.0  # <unk> (id 0) holds almost all the mass
+            return logits, None, state
+
+        @staticmethod
+        def detach_state(state):
+            return state
+
+    model = LovesUnk()
+    start = torch.ones(4, 1, dtype=torch.long)
+    for t in (0, 0.5, 1.0):
+        out = model.generate(start, 50, t, generator=torch.Generator().manual_seed(0))
+        assert (out[:, 1:] != 0).all()
+    assert (model.generate(start, 5, 1.0, banned=())[:, 1:] == 0).any()  # scoring-like: allowed

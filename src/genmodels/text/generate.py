@@ -98,6 +98,22 @@ def threads(n: int):
         torch.set_num_threads(before)
 
 
+UNK_ID = 0  # every vocabulary starts with <unk> (genmodels.data.text.Vocab)
+
+
+def never_sample(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
+    """``logits`` (B, V) with the ``banned`` ids at -inf, so no sampler (greedy included) can
+    pick them. Generation bans ``<unk>``: the models give it real mass (it stands for every
+    word outside the vocabulary, and word dropout teaches them how often one comes), which is
+    right for scoring text and wrong for writing it: a reader never wants to see "<unk>".
+    Sampling then draws from the model's distribution over the known words, renormalised."""
+    if not banned:
+        return logits
+    logits = logits.clone()
+    logits[:, list(banned)] = -math.inf
+    return logits
+
+
 class LanguageModel(nn.Module):
     """Base class: subclasses define ``forward`` and ``detach_state``."""
 
@@ -110,11 +126,13 @@ class LanguageModel(nn.Module):
         top_k: int = 0,
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
+        banned: tuple[int, ...] = (UNK_ID,),
     ) -> torch.Tensor:
         """Continue each row of ``idx`` (B, T), T >= 1, by ``max_new_tokens`` tokens.
 
         Returns (B, T + max_new_tokens). The prompt is read in one call; each new
-        token is then one call on a (B, 1) input with the carried state.
+        token is then one call on a (B, 1) input with the carried state. Ids in
+        ``banned`` (``<unk>``) are never generated (``never_sample``).
         """
         check_sampling(temperature, top_k, top_p)
         if idx.dim() != 2 or idx.size(1) == 0:
@@ -125,7 +143,8 @@ class LanguageModel(nn.Module):
         logits, _, state = self(idx)  # (B, T, V): the prompt at once, on every thread
         with threads(1):  # then one small step a token
             for i in range(max_new_tokens):
-                nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
+                last = never_sample(logits[:, -1, :], banned)  # (B, V)
+                nxt = sample_next(last, temperature, top_k, top_p, generator)  # (B,)
                 out.append(nxt[:, None])
                 if i + 1 < max_new_tokens:
                     logits, _, state = self(nxt[:, None], state=state)  # (B, 1, V)
