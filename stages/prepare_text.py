@@ -30,16 +30,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_section(args.params, f"prepare_text.{args.corpus}", PrepareTextConfig)
         documents = read_documents(args.raw)
         with start_run(stage, as_dict(cfg), metrics_path=args.metrics) as run:
-            ids, vocab, meta = prepare_corpus(documents, cfg)
+            ids, vocab, meta = prepare_corpus(documents, cfg, name=str(args.raw))
             save_corpus(ids, vocab, meta, args.out)
             run.log({f"tokens/{s}": n for s, n in meta["tokens"].items()})
             run.log({f"oov_rate/{s}": r for s, r in meta["oov_rate"].items()})
-            run.log({"vocab_size": meta["vocab_size"]})
+            run.log({"vocab_size": meta["vocab_size"],
+                     "boilerplate_tokens": meta["boilerplate_tokens"]})
     except (ParamsError, TrackingError, FileNotFoundError, ValueError) as err:
         print(f"{stage}: {err}", file=sys.stderr)
         return 1
     print(f"{stage}: tokens {meta['tokens']}, vocabulary {meta['vocab_size']}, "
-          f"OOV {meta['oov_rate']} -> {args.out}")
+          f"OOV {meta['oov_rate']}, {meta['boilerplate_tokens']} boilerplate tokens removed "
+          f"-> {args.out}")
     return 0
 
 

@@ -4,9 +4,11 @@ Tokenization follows the workshop: lowercase; ``. , ? ! : ; "`` are tokens of
 their own; ``--`` and ``-`` become spaces; line breaks become ``<nl>`` so
 generated text keeps its line structure; a story ends with ``<eos>``.
 
-Held-out text never overlaps the training text: a single-file corpus is cut
-into contiguous blocks (train | val | test, in reading order, cut at line
-breaks); a corpus of documents is split by whole documents.
+Before tokenizing, ``strip_boilerplate`` drops text that is not the author's
+(licence footers, bylines, Project Gutenberg headers). Held-out text never
+overlaps the training text: a single-file corpus is cut into contiguous blocks
+(train | val | test, in reading order, cut at line breaks); a corpus of
+documents is split by whole documents.
 """
 
 from __future__ import annotations
@@ -137,6 +139,61 @@ def split_documents(
     }
 
 
+# --------------------------------------------------------------------------- boilerplate
+
+# Why strip: these lines are the distributor's, not the author's, and they repeat
+# verbatim in every document, so a model learns them cheaply and samples them back
+# ("... without any warranty", "sherlock-holm.es") and they flatter held-out perplexity.
+_GUTENBERG_START = re.compile(r"\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+_GUTENBERG_END = re.compile(r"\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+_RULE = re.compile(r"-{5,}")  # a line of only dashes opens the sherlock-holm.es licence footer
+FOOTER_OPENING = "This text is provided to you"
+BYLINES = ("Arthur Conan Doyle",)  # a centred author line under each story's title
+BYLINE_WITHIN = 15  # lines from the top of a document
+
+
+def strip_boilerplate(text: str) -> tuple[str, str]:
+    """``(kept, removed)``: ``text`` without its non-author lines, and those lines.
+
+    Three generic rules, on whole lines: (1) Project Gutenberg: everything up to
+    and including the ``*** START OF THE PROJECT GUTENBERG ...`` line, and
+    everything from the ``*** END OF ...`` line on; (2) a line of only dashes (5
+    or more) followed, after blank lines, by a line starting "This text is
+    provided to you": from there to the end; (3) a byline (``BYLINES``) alone on
+    a line among the first ``BYLINE_WITHIN`` lines. Text that matches none of
+    them is returned as it is, with ``removed == ""``.
+    """
+    lines = text.splitlines(keepends=True)
+    keep = [True] * len(lines)
+    start = next((i for i, line in enumerate(lines) if _GUTENBERG_START.match(line.strip())), None)
+    first = 0 if start is None else start + 1
+    end = next((i for i in range(first, len(lines)) if _GUTENBERG_END.match(lines[i].strip())), None)
+    footer = _footer_start(lines, first, len(lines) if end is None else end)
+    last = min(i for i in (end, footer, len(lines)) if i is not None)
+    keep[:first] = [False] * first
+    keep[last:] = [False] * (len(lines) - last)
+    for i in range(first, min(first + BYLINE_WITHIN, last)):
+        if lines[i].strip() in BYLINES:
+            keep[i] = False
+    if all(keep):
+        return text, ""
+    return ("".join(ln for ln, k in zip(lines, keep, strict=True) if k),
+            "".join(ln for ln, k in zip(lines, keep, strict=True) if not k))
+
+
+def _footer_start(lines: Sequence[str], lo: int, hi: int) -> int | None:
+    """The index of the dashed rule that opens a licence footer, if any, in ``lines[lo:hi]``."""
+    for i in range(lo, hi):
+        if not _RULE.fullmatch(lines[i].strip()):
+            continue
+        j = i + 1
+        while j < hi and not lines[j].strip():
+            j += 1
+        if j < hi and lines[j].strip().startswith(FOOTER_OPENING):
+            return i
+    return None
+
+
 def oov_rate(tokens: Sequence[str], vocab: Vocab) -> float:
     """Share of tokens mapped to ``<unk>``."""
     return sum(t not in vocab.stoi for t in tokens) / len(tokens) if tokens else 0.0
@@ -155,37 +212,71 @@ class PrepareTextConfig:
     seed: int = 0  # used by split="documents"
 
 
+MIN_SPLIT_TOKENS = 2  # one input and one target; the training stage checks its window itself
+
+
 def read_documents(raw: Path) -> dict[str, str]:
     """Every ``*.txt`` in ``raw``, by file stem, in name order."""
     files = sorted(Path(raw).glob("*.txt"))
     if not files:
         raise FileNotFoundError(f"no .txt files in {raw}")
-    return {f.stem: f.read_text(encoding="utf-8") for f in files}
+    documents = {}
+    for f in files:
+        try:
+            documents[f.stem] = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            bad = err.object[err.start]
+            raise ValueError(f"{f} is not UTF-8: byte {err.start} is {bad:#04x}") from None
+    return documents
 
 
-def prepare_corpus(documents: dict[str, str], cfg: PrepareTextConfig) -> tuple[dict, Vocab, dict]:
-    """Tokenize, split and build the vocabulary from the training split only.
+def prepare_corpus(
+    documents: dict[str, str], cfg: PrepareTextConfig, name: str = "corpus"
+) -> tuple[dict, Vocab, dict]:
+    """Strip boilerplate, tokenize, split and build the vocabulary from the training split only.
 
     Returns (token ids per split as int64 tensors, vocabulary, meta with counts).
-    Every document ends with ``<eos>``.
+    Every document ends with ``<eos>``. ``name`` (the corpus or its folder) is
+    only for the error raised when a split is too short to train or score on.
     """
-    tokens = {name: [*tokenize(text, cfg.newline), EOS] for name, text in documents.items()}
+    tokens, removed = {}, {}
+    for doc, text in documents.items():
+        kept, cut = strip_boilerplate(text)
+        tokens[doc] = [*tokenize(kept, cfg.newline), EOS]
+        # The difference, not the cut lines' own tokens: exactly what the model no longer sees.
+        removed[doc] = len(tokenize(text, cfg.newline)) + 1 - len(tokens[doc]) if cut else 0
+    if all(len(t) == 1 for t in tokens.values()):
+        raise ValueError(f"{name}: no words in its {len(tokens)} document(s)")
     if cfg.split == "documents":
-        assignment = split_documents(list(tokens), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        try:
+            assignment = split_documents(list(tokens), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
         split_tokens = {s: [t for d in names for t in tokens[d]] for s, names in assignment.items()}
     else:
         assignment = {s: sorted(tokens) for s in ("train", "val", "test")}
         split_tokens = split_blocks(
             [t for d in sorted(tokens) for t in tokens[d]], cfg.val_fraction, cfg.test_fraction
         )
+    counts = {s: len(toks) for s, toks in split_tokens.items()}
+    fractions = {"train": 1.0, "val": cfg.val_fraction, "test": cfg.test_fraction}
+    for s, n in counts.items():
+        if fractions[s] > 0 and n < MIN_SPLIT_TOKENS:
+            others = ", ".join(f"{o} {m}" for o, m in counts.items() if o != s)
+            raise ValueError(f"{name}: the {s} split has {n} tokens ({others}); "
+                             f"need at least {MIN_SPLIT_TOKENS}")
     vocab = Vocab.build(split_tokens["train"], cfg.min_freq)
     ids = {s: torch.tensor(vocab.encode(toks), dtype=torch.int64) for s, toks in split_tokens.items()}
     meta = {
         "documents": assignment,
-        "tokens": {s: len(toks) for s, toks in split_tokens.items()},
+        "tokens": counts,
         "vocab_size": len(vocab),
         "oov_rate": {s: oov_rate(split_tokens[s], vocab) for s in ("val", "test")},
+        "boilerplate_tokens": sum(removed.values()),
     }
+    if cfg.split == "documents":  # blocks cut one stream, so only whole documents have a split
+        meta["boilerplate_tokens_by_split"] = {
+            s: sum(removed[d] for d in names) for s, names in assignment.items()}
     return ids, vocab, meta
 
 
