@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     with start_run(f"evaluate_text@{args.name}", as_dict(cfg), metrics_path=args.metrics) as run:
         metrics, samples = evaluate(cfg, args.model, args.data)
         run.log(metrics)
-        with atomic_open(args.samples) as f:
-            f.write("\n\n".join(" ".join(s) for s in samples) + "\n")
+        with atomic_open(args.samples) as f:  # token by token, one block per temperature
+            f.write("\n".join(f"## {tag}\n\n" + "\n\n".join(" ".join(s) for s in ss) + "\n"
+                              for tag, ss in samples.items()))
         run.log_artifact(args.samples)
 
 

@@ -45,7 +45,7 @@ TINY_MODELS = {
                                             dropout=0.1, tie_weights=True, cutoffs=[])),
 }
 TINY_EVALUATE = dict(batch_size=2, bptt=8, ngram_order=3, samples=3, sample_tokens=12,
-                     temperature=1.0, top_k=0, top_p=1.0, seed=0, max_tokens=200)
+                     temperatures=[0.5, 1.0], top_k=0, top_p=1.0, seed=0, max_tokens=200)
 TINY_RENDER = dict(temperatures=[0.2, 1.0], tokens=10, unprompted=1, top_k=0, top_p=1.0, seed=0,
                    prompts={"shakespeare": ["first citizen"], "sherlock": ["holmes said"]})
 
@@ -81,12 +81,17 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
                 "train/tokens_per_s", "lr"} <= set(logged)
         assert ("train/acc" in logged) == (name == "transformer_sherlock")  # full softmax only
         metrics, samples = evaluate(EvaluateTextConfig(**TINY_EVALUATE), ckpt, corpus)
-        for key in ("test/ppl", "test/acc", "test/top5", "unigram/ppl", "kneser_ney/ppl",
-                    "kneser_ney/top5", "samples/distinct_1", "samples/distinct_2",
-                    "samples/repetition_4", "samples/novelty_4", "samples/mean_length"):
+        stats = ("nl_share", "punct_share", "unk_share", "distinct_1", "distinct_2", "repetition_4",
+                 "novelty_4", "mean_length")
+        for key in ("test/ppl", "test/acc", "test/top5", "test/ppl_known", "test/unk_share",
+                    "unigram/ppl", "kneser_ney/ppl", "kneser_ney/ppl_known", "kneser_ney/top5",
+                    "samples/t0_5/nl_punct_ratio", "samples/t1/nl_punct_ratio",
+                    *(f"{p}/{k}" for p in ("samples/t0_5", "samples/t1", "heldout") for k in stats)):
             assert key in metrics, key
         assert metrics["kneser_ney/ppl"] < metrics["unigram/ppl"]
-        assert len(samples) == 3
+        assert metrics["test/unk_share"] == metrics["kneser_ney/unk_share"]  # the same targets
+        assert set(samples) == {"t0_5", "t1"} and all(len(s) == 3 for s in samples.values())
+        assert not any("<unk>" in s for ss in samples.values() for s in ss)
         paths = render_samples(RenderTextConfig(**TINY_RENDER), ckpt, ["first citizen"],
                                tmp_path / name)
         assert [p.name for p in paths] == ["samples_t0.2.txt", "samples_t1.txt"]
@@ -118,7 +123,10 @@ def test_replace_rare_drops_rare_words_to_unk_at_the_expected_rate():
 
 
 def test_sample_metrics_on_known_samples():
-    m = sample_metrics([[1, 2, 3, 4, 1, 2, 3, 4], [5, 6]], train_ids=[1, 2, 3, 4])
+    itos = ["<unk>", "<nl>", ".", "a", "b", "c", "d"]
+    m = sample_metrics([[1, 2, 3, 4, 1, 2, 3, 4], [5, 6]], train_ids=[1, 2, 3, 4], itos=itos)
+    assert m["nl_share"] == pytest.approx(2 / 10) and m["punct_share"] == pytest.approx(2 / 10)
+    assert m["unk_share"] == 0
     assert m["distinct_1"] == pytest.approx(6 / 10)
     assert m["repetition_4"] == pytest.approx(1 - 4 / 5)  # 5 4-grams, 4 distinct
     assert m["novelty_4"] == pytest.approx(3 / 5)  # only (1, 2, 3, 4) is in the training text
@@ -131,6 +139,32 @@ def test_dvc_repro_ran_the_text_stages(tiny_pipeline):
     params = yaml.safe_load((project / "params.yaml").read_text())
     for name in params["train_text"]:
         metrics = json.loads((project / f"reports/evaluate_text/{name}/metrics.json").read_text())
-        assert {"test", "unigram", "kneser_ney", "samples"} <= set(metrics)
+        assert {"test", "unigram", "kneser_ney", "samples", "heldout"} <= set(metrics)
+        samples = (project / f"reports/evaluate_text/{name}/samples.txt").read_text()
+        assert "## t0_5" in samples and "<unk>" not in samples
+        for txt in (project / "reports/render_text" / name).glob("*.txt"):
+            assert "<unk>" not in txt.read_text()
         rendered = {p.name for p in (project / "reports/render_text" / name).iterdir()}
         assert rendered == {"samples_t0.2.txt", "samples_t0.5.txt", "samples_t1.txt", "loss.png"}
+
+
+def test_fair_baselines_see_unk_in_training():
+    """Issue 11: the count baselines get the model's word dropout, so they learn how likely
+    a new word is instead of paying ~15 nats for each one."""
+    from genmodels.text.evaluate import fair_baselines
+
+    train_ids = torch.tensor([3, 4, 5, 6, 7, 8, 9, 3, 4] * 50)  # words 5..9 are rarer
+    plain = fair_baselines(train_ids, 10, 3, unk_alpha=0.0, seed=0)["kneser_ney"]
+    fair = fair_baselines(train_ids, 10, 3, unk_alpha=1.0, seed=0)["kneser_ney"]
+    history = [3, 4]
+    assert fair.distribution(history)[0] > 10 * plain.distribution(history)[0]  # P(<unk> | 3 4)
+    assert fair.distribution(history).sum() == pytest.approx(1.0)
+
+
+def test_heldout_passages_start_after_a_line_break():
+    from genmodels.text.evaluate import heldout_passages
+
+    itos = ["<unk>", "<nl>", "<eos>", "a", "b"]
+    ids = [3, 4, 1, 3, 3, 1, 4, 4, 1, 3, 4, 2, 3]
+    passages = heldout_passages(ids, itos, n=2, length=3)
+    assert passages == [[3, 3, 1], [3, 4]]  # after the first and the last <nl>; cut at <eos>

@@ -34,6 +34,7 @@ SPECIALS = (UNK, NL, EOS)
 
 Newline = Literal["line", "paragraph"]
 
+PUNCTUATION = frozenset('.,?!:;"')  # each is a token of its own
 _PUNCT = re.compile(r'([.,?!:;"])')
 _DASHES = re.compile(r"-+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines

@@ -97,21 +97,27 @@ class KneserNey:
         return p
 
 
-def score_stream(model, data: torch.Tensor, desc: str = "n-gram") -> dict[str, float]:
+def score_stream(model, data: torch.Tensor, desc: str = "n-gram", unk_id: int = 0) -> dict[str, float]:
     """Loss, perplexity, top-1 and top-5 accuracy of a count model on a batchified (B, L)
     stream, scoring the same targets as the neural evaluation (every column's tokens
-    after its first, with history from the same column)."""
+    after its first, with history from the same column); also the perplexity on targets
+    that are not ``<unk>`` (``ppl_known``) and the share that are (``unk_share``)."""
     order = getattr(model, "order", 1)
     rows = data.tolist()
-    nll, top1, top5, count = 0.0, 0, 0, 0
+    nll, known_nll, top1, top5, count, known = 0.0, 0.0, 0, 0, 0, 0
     for row in tqdm(rows, desc=desc, leave=False):
         for t in range(1, len(row)):
             p = model.distribution(row[max(0, t - order + 1) : t])
             y = row[t]
-            nll -= math.log(p[y])
+            loss = -math.log(p[y])
+            nll += loss
+            if y != unk_id:
+                known_nll += loss
+                known += 1
             best5 = np.argpartition(-p, 5)[:5]
             top1 += int(best5[np.argmax(p[best5])] == y)
             top5 += int(y in best5)
             count += 1
     mean = nll / count
-    return {"loss": mean, "ppl": math.exp(mean), "acc": top1 / count, "top5": top5 / count}
+    return {"loss": mean, "ppl": math.exp(mean), "acc": top1 / count, "top5": top5 / count,
+            "ppl_known": math.exp(known_nll / max(1, known)), "unk_share": 1 - known / count}

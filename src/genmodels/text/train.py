@@ -87,26 +87,34 @@ def get_lr(step: int, total: int, s: TrainSettings) -> float:
 @torch.no_grad()
 def evaluate_stream(
     model: LanguageModel, data: torch.Tensor, bptt: int, max_batches: int = 0, desc: str = "eval",
-    info: Dist = SINGLE,
+    info: Dist = SINGLE, unk_id: int = 0,
 ) -> dict[str, float]:
     """Mean next-token loss, perplexity, top-1 and top-5 accuracy over a batchified (B, L) stream,
-    the state carried across windows. With several ranks, each passes its own columns and the
-    sums are added."""
+    the state carried across windows; also the perplexity on targets that are not ``<unk>``
+    (``ppl_known``) and the share of targets that are (``unk_share``). With several ranks, each
+    passes its own columns and the sums are added."""
     model.eval()
-    total_loss, top1, top5, count, state = 0.0, 0, 0, 0, None
+    total_loss, known_loss, top1, top5, count, known, state = 0.0, 0.0, 0, 0, 0, 0, None
     n = n_windows(data, bptt) if not max_batches else min(max_batches, n_windows(data, bptt))
     for x, y in tqdm(itertools.islice(windows(data, bptt), n), total=n, desc=desc, leave=False,
                      disable=not info.is_main):
-        logits, loss, state = model(x, y, state)  # (B, T, V)
-        total_loss += loss.item() * y.numel()
+        logits, _, state = model(x, None, state)  # (B, T, V)
+        nll = -torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]  # (B, T)
+        is_known = y != unk_id
+        total_loss += nll.sum().item()
+        known_loss += nll[is_known].sum().item()
         best5 = logits.topk(5, dim=-1).indices  # (B, T, 5)
         top1 += (best5[..., 0] == y).sum().item()
         top5 += (best5 == y[..., None]).any(-1).sum().item()
         count += y.numel()
-    sums = reduce_sum({"loss": total_loss, "top1": top1, "top5": top5, "count": count}, info)
+        known += is_known.sum().item()
+    sums = reduce_sum({"loss": total_loss, "known_loss": known_loss, "top1": top1, "top5": top5,
+                       "count": count, "known": known}, info)
     mean = sums["loss"] / sums["count"]
     return {"loss": mean, "ppl": math.exp(mean), "acc": sums["top1"] / sums["count"],
-            "top5": sums["top5"] / sums["count"]}
+            "top5": sums["top5"] / sums["count"],
+            "ppl_known": math.exp(sums["known_loss"] / max(1, sums["known"])),
+            "unk_share": 1 - sums["known"] / sums["count"]}
 
 
 @dataclass
@@ -267,7 +275,7 @@ def train(
         model.load_state_dict(best["state_dict"])
         save_checkpoint(model_out, model, model_cfg, cfg.arch, list(vocab.itos),
                         epoch=best["epoch"], val_loss=best["val"]["loss"], newline=newline,
-                        run_id=run_id)
+                        unk_alpha=s.unk_alpha, run_id=run_id)
         if run_id:  # next-token log-probs, of a model fresh from the checkpoint
             from genmodels.export import NextTokenLogProbs, log_model, text_example
             from genmodels.text.registry import load_checkpoint
