@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             args.cities, args.models, args.out,
             image_models=list(params.get("train_image", {})),
             text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
+            ngram_order=params.get("evaluate_text", {}).get("ngram_order"),
         )
         page = render(src, cfg)
     except (ParamsError, KeyError, ValueError) as err:

@@ -5,13 +5,34 @@ import re
 
 import torch
 
-from genmodels.report import ReportConfig, Sources, render
+from genmodels.report import ReportConfig, Sources, passage, render
 
 
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+# render_text's format: a header, then prompted and unprompted blocks; the prompt is a repr.
+SAMPLES = """# lstm data/models/text/lstm_toy.pt, temperature 0.5, 120 tokens a sample
+
+## prompt: '"my dear watson," said he'
+
+"My dear watson," said he. "The game is afoot."
+
+"Come at once."
+
+
+
+## prompt: 'x'
+
+x y
+
+## unprompted
+
+the end .
+"""
 
 
 def fake_outputs(root):
@@ -25,12 +46,17 @@ def fake_outputs(root):
             write(r / "render_image" / name / f"{fig}.png", "png")
     (root / "models" / "image").mkdir(parents=True)
     torch.save({"run_id": "abc123"}, root / "models" / "image" / "vae.pt")
+    stats = {"nl_share": 0.1, "punct_share": 0.2, "unk_share": 0.05, "distinct_2": 0.8,
+             "repetition_4": 0.01}
     write(r / "evaluate_text" / "lstm_toy" / "metrics.json", json.dumps(
-        {"test": {"ppl": 100.0}, "kneser_ney": {"ppl": 150.0}, "unigram": {"ppl": 600.0},
-         "samples": {"distinct_1": 0.4}}))
+        {"test": {"ppl": 100.0, "ppl_known": 80.0, "acc": 0.25, "gain_over_kn": 0.3333,
+                  "unk_share": 0.04},
+         "kneser_ney": {"ppl": 150.0, "ppl_known": 120.0, "acc": 0.2},
+         "unigram": {"ppl": 600.0, "ppl_known": 500.0, "acc": 0.05},
+         "samples": {"t0_5": {**stats, "nl_punct_ratio": 0.5}, "t1": {**stats, "nl_share": 0.3}},
+         "heldout": {**stats, "nl_share": 0.15}}))
     write(r / "render_text" / "lstm_toy" / "loss_curves.png", "png")
-    write(r / "render_text" / "lstm_toy" / "samples_t0.5.txt",
-          "# header\n\n## prompt: 'x'\n\nx y\n\n## unprompted\n\nthe game is afoot .\n")
+    write(r / "render_text" / "lstm_toy" / "samples_t0.5.txt", SAMPLES)
     write(r / "cities" / "metrics.json", json.dumps(
         {"heldout": {"events": 18, "loglik_mixture": 3.6, "loglik_gaussian": 0.35}}))
     write(r / "cities" / "map.png", "png")
@@ -43,13 +69,45 @@ def fake_outputs(root):
 def test_report_has_every_row_and_resolvable_links(tmp_path):
     src = fake_outputs(tmp_path)
     page = render(src, ReportConfig())
-    for row in ("| `ae` |", "| `vae` |", "| train vs test (floor) |", "| `lstm_toy` | toy |",
-                "| Kneser-Ney n-gram | toy |", "| unigram | toy |"):
+    for row in ("| `ae` |", "| `vae` |", "| train vs test (floor) |"):
         assert row in page, row
     assert "| `vae` | 0.01 | 250 | 12.5 |" in page  # values read from the files
     assert "| train vs test (floor) | – | – | 0.5 |" in page
     assert "MLflow run: `abc123`" in page
-    assert "the game is afoot ." in page and "Groningen (NL)" in page
+    assert "Groningen (NL)" in page
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+    assert len(links) == 2 * 2 + 1 + 1
+    for link in links:
+        assert (src.out.parent / link).is_file(), link
+
+
+def test_text_tables_show_fair_baselines_known_ppl_and_heldout_text(tmp_path):
+    src = fake_outputs(tmp_path)
+    src.ngram_order = 3
+    page = render(src, ReportConfig())
+    assert "| model | test ppl | ppl on known-word targets | top-1 acc | gain over KN |" in page
+    assert "| `lstm_toy` | 100 | 80 | 0.25 | 0.3333 |" in page
+    assert "| Kneser-Ney (order 3, same `<unk>` treatment) | 150 | 120 | 0.2 | 0 |" in page
+    assert "| unigram (same `<unk>` treatment) | 600 | 500 | 0.05 | -3 |" in page  # 1 - 600/150
+    assert "`<unk>` share of the test targets: 0.04." in page
+    assert "| `lstm_toy` | T=0.5 | 0.1 | 0.2 | 0.05 | 0.5 | 0.8 | 0.01 |" in page
+    assert "| `lstm_toy` | T=1.0 | 0.3 | 0.2 | 0.05 | – | 0.8 | 0.01 |" in page
+    assert "| held-out text | – | 0.15 | 0.2 | 0.05 | 1 | 0.8 | 0.01 |" in page
+
+
+def test_quoted_sample_is_whole_with_its_prompt(tmp_path):
+    src = fake_outputs(tmp_path)
+    page = render(src, ReportConfig())
+    quoted = page.split("```text\n", 1)[1].split("\n```", 1)[0]
+    assert 'Prompt: “"my dear watson," said he”' in page
+    assert quoted == '"My dear watson," said he. "The game is afoot."\n\n"Come at once."'
+    assert not any(line.startswith(("## ", "# ")) for line in quoted.splitlines())
+    long = "# h\n\n## unprompted\n\n" + "a line of words .\n" * 10 + "word " * 50 + "\n"
+    write(tmp_path / "long" / "samples_t0.5.txt", long)
+    assert passage(tmp_path / "long", 0.5, 100) == (None, "a line of words .\n" * 5 + "…")
+    assert passage(tmp_path / "long", 0.5, 1000)[1].endswith("word")  # whole
+    page = render(src, ReportConfig(temperature=1.0))  # no samples_t1.txt: no quote, no error
+    assert "```text" not in page
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
     assert len(links) == 2 * 2 + 1 + 1
     for link in links:
@@ -61,4 +119,6 @@ def test_missing_results_leave_gaps_not_errors(tmp_path):
     src = Sources(r / "a", r / "b", r / "c", r / "d", r / "e", tmp_path / "m", r / "README.md",
                   image_models=["ae"], text_models={"lstm": "toy"})
     page = render(src, ReportConfig())
-    assert "| `ae` |" in page and "| `lstm` | toy |" in page
+    assert "| `ae` |" in page and "| `lstm` | – | – | – | – |" in page
+    assert "| Kneser-Ney (same `<unk>` treatment) | – | – | – | – |" in page
+    assert "| held-out text | – | – | – | – | – | – | – |" in page

@@ -7,8 +7,10 @@ number is typed in. Links are relative, so the page renders on a git host.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,9 @@ IMAGE_FIGURES = ("reconstructions", "latent_scatter", "latent_grid", "latent_ari
 @config
 class ReportConfig:
     temperature: Annotated[float, Field(ge=0)] = 0.5  # which rendered samples to quote
-    passage_chars: Annotated[int, Field(ge=100)] = 700  # length of each quoted passage
+    # An upper bound on a quoted sample, cut at a line end past it; above render_text's
+    # length, so the page shows one whole sample.
+    passage_chars: Annotated[int, Field(ge=100)] = 2000
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Sources:
     out: Path
     image_models: list[str] = field(default_factory=list)
     text_models: dict[str, str] = field(default_factory=dict)  # name -> corpus
+    ngram_order: int | None = None  # evaluate_text's Kneser-Ney order, for its row's label
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, float]:
@@ -123,41 +128,117 @@ def image_section(src: Sources) -> list[str]:
     return out
 
 
-def passage(folder: Path, temperature: float, chars: int) -> str | None:
+# --------------------------------------------------------------------------- text
+
+PPL_COLUMNS = (("ppl", "test ppl"), ("ppl_known", "ppl on known-word targets"),
+               ("acc", "top-1 acc"), ("gain_over_kn", "gain over KN"))
+SAMPLE_STATS = (("nl_share", "`<nl>` share"), ("punct_share", "punctuation share"),
+                ("unk_share", "`<unk>` share"), ("nl_punct_ratio", "(`<nl>`+punct) / held-out"),
+                ("distinct_2", "distinct-2"), ("repetition_4", "repetition-4"))
+_SAMPLES_AT = re.compile(r"samples/t(\d+(?:_\d+)?)/")  # evaluate_text's "samples/t0_5/..."
+_BLOCK = re.compile(r"^## (?:prompt: (.*)|unprompted)$")  # render_text's block headers
+
+PPL_NOTE = (
+    "Test ppl is the exponential of the mean cross-entropy per token of the held-out test "
+    "split; the known-word column scores only targets inside the vocabulary; top-1 acc is "
+    "how often the most likely next token is the right one; gain over KN is 1 − ppl / "
+    "Kneser-Ney ppl (above 0: the model beats the n-gram). Perplexity is only comparable on "
+    "the same vocabulary and the same treatment of unknown words: mapping more words to "
+    "`<unk>` makes the test text easier to predict, and a model that never saw `<unk>` in "
+    "training pays heavily for every new word. So every number here uses one vocabulary per "
+    "corpus, the baselines are trained on the same word-dropout stream as the neural models, "
+    "and the known-word column scores only targets inside the vocabulary.")
+SAMPLES_NOTE = (
+    "Statistics of unprompted samples at each temperature beside held-out test text of the "
+    "same length: degenerate sampling shows up as a (`<nl>`+punct) ratio far from 1, high "
+    "repetition-4 or low distinct-2.")
+
+
+def sample_temperatures(metrics: Mapping[str, float]) -> list[tuple[float, str]]:
+    """``(temperature, key prefix)`` of every sample-statistics group, coldest first."""
+    found = {m.group(0) for k in metrics if (m := _SAMPLES_AT.match(k))}
+    return sorted((float(p[len("samples/t"):-1].replace("_", ".")), p) for p in found)
+
+
+def sample_blocks(text: str) -> list[tuple[str | None, str]]:
+    """``(prompt or None, sample)`` for each block of a ``samples_t<T>.txt`` (render_text)."""
+    blocks: list[tuple[str | None, list[str]]] = []
+    for line in text.splitlines():
+        header = _BLOCK.match(line)
+        if header:
+            prompt = header.group(1)
+            blocks.append((ast.literal_eval(prompt) if prompt is not None else None, []))
+        elif blocks:  # the "# model, temperature" line before the first block is skipped
+            blocks[-1][1].append(line)
+    return [(prompt, "\n".join(lines).strip()) for prompt, lines in blocks]
+
+
+def passage(folder: Path, temperature: float, chars: int) -> tuple[str | None, str] | None:
+    """The first prompted sample at ``temperature`` (else the first unprompted), whole up to
+    ``chars``, past which it is cut at a line end (or a space) and marked "…"."""
     path = folder / f"samples_t{temperature:g}.txt"
     if not path.is_file():
         return None
-    text = path.read_text()
-    start = text.find("## unprompted")
-    body = text[start:] if start >= 0 else text
-    body = body.split("\n", 2)[-1].strip()
-    return body[:chars].rsplit(" ", 1)[0] + " …" if len(body) > chars else body
+    blocks = sample_blocks(path.read_text())
+    if not blocks:
+        return None
+    prompt, body = next((b for b in blocks if b[0] is not None), blocks[0])
+    if len(body) > chars:
+        end = body.rfind("\n", 0, chars)
+        body = body[: end + 1] + "…" if end > 0 else body[:chars].rsplit(" ", 1)[0] + " …"
+    return prompt, body
+
+
+def perplexity_table(names: list[str], metrics: dict, ngram_order: int | None) -> str:
+    rows = [[f"`{n}`", *(metrics[n].get(f"test/{k}") for k, _ in PPL_COLUMNS)] for n in names]
+    # The baselines are scored once per corpus; every model's file repeats them.
+    base = next((metrics[n] for n in names if "kneser_ney/ppl" in metrics[n]), {})
+    order = f"order {ngram_order}, " if ngram_order else ""
+    for prefix, label in (("kneser_ney", f"Kneser-Ney ({order}same `<unk>` treatment)"),
+                          ("unigram", "unigram (same `<unk>` treatment)")):
+        ppl, kn = base.get(f"{prefix}/ppl"), base.get("kneser_ney/ppl")
+        rows.append([label, ppl, base.get(f"{prefix}/ppl_known"), base.get(f"{prefix}/acc"),
+                     1 - ppl / kn if ppl and kn else None])
+    return table(["model", *(h for _, h in PPL_COLUMNS)], rows)
+
+
+def samples_table(names: list[str], metrics: dict) -> str:
+    rows = []
+    for n in names:
+        for t, prefix in sample_temperatures(metrics[n]):
+            rows.append([f"`{n}`", f"T={t}", *(metrics[n].get(prefix + k) for k, _ in SAMPLE_STATS)])
+    held = next((metrics[n] for n in names if any(k.startswith("heldout/") for k in metrics[n])), {})
+    rows.append(["held-out text", "–", *(1.0 if k == "nl_punct_ratio" and held else
+                                         held.get(f"heldout/{k}") for k, _ in SAMPLE_STATS)])
+    return table(["model", "temperature", *(h for _, h in SAMPLE_STATS)], rows)
 
 
 def text_section(src: Sources, cfg: ReportConfig) -> list[str]:
     metrics = {n: read_metrics(src.text_metrics, n) for n in src.text_models}
-    cols = columns(metrics.values(), ("test/", "samples/"))
-    rows = []
-    for corpus in dict.fromkeys(src.text_models.values()):
-        names = [n for n, c in src.text_models.items() if c == corpus]
-        rows += [[f"`{n}`", corpus, *(metrics[n].get(c) for c in cols)] for n in names]
-        first = next((metrics[n] for n in names if metrics[n]), {})
-        for prefix, label in (("unigram/", "unigram"), ("kneser_ney/", "Kneser-Ney n-gram")):
-            if any(k.startswith(prefix) for k in first):
-                rows.append([label, corpus, *(first.get(prefix + c.removeprefix("test/"))
-                                              if c.startswith("test/") else None for c in cols)])
     out = ["## Text: tiny-shakespeare and Sherlock Holmes", "",
-           "Held-out test text (`reports/evaluate_text/`); the n-gram baselines use the same "
-           "vocabulary and test tokens.", "", table(["model", "corpus", *cols], rows), ""]
-    for name, corpus in src.text_models.items():
-        out += [f"### `{name}` ({corpus})", "",
-                f"MLflow run: `{run_id(src.models / 'text' / f'{name}.pt') or '–'}`", ""]
-        for png in sorted((src.text_figures / name).glob("*.png")):
-            out.append(f"![{name} {png.stem.replace('_', ' ')}]({link(png, src.out)})")
-        text = passage(src.text_figures / name, cfg.temperature, cfg.passage_chars)
-        if text:
-            out += ["", f"Unprompted sample, temperature {cfg.temperature:g}:", "", "```text", text, "```"]
-        out.append("")
+           "Held-out test text (`reports/evaluate_text/`), samples from `reports/render_text/`.", ""]
+    for i, corpus in enumerate(dict.fromkeys(src.text_models.values())):
+        names = [n for n, c in src.text_models.items() if c == corpus]
+        unk = next((metrics[n]["test/unk_share"] for n in names if "test/unk_share" in metrics[n]),
+                   None)
+        first = i == 0  # the notes once, under the first corpus's tables
+        out += [f"### `{corpus}`", "", perplexity_table(names, metrics, src.ngram_order), "",
+                f"`<unk>` share of the test targets: {fmt(unk)}.", "",
+                *([PPL_NOTE, ""] if first else []), samples_table(names, metrics), "",
+                *([SAMPLES_NOTE, ""] if first else [])]
+        for name in names:
+            out += [f"#### `{name}`", "",
+                    f"MLflow run: `{run_id(src.models / 'text' / f'{name}.pt') or '–'}`", ""]
+            for png in sorted((src.text_figures / name).glob("*.png")):
+                out.append(f"![{name} {png.stem.replace('_', ' ')}]({link(png, src.out)})")
+            quoted = passage(src.text_figures / name, cfg.temperature, cfg.passage_chars)
+            if quoted:
+                prompt, body = quoted
+                kind = "Prompted" if prompt is not None else "Unprompted"
+                out += ["", f"{kind} sample, temperature {cfg.temperature:g}:", ""]
+                out += [f"Prompt: “{prompt}”", ""] if prompt is not None else []
+                out += ["```text", body, "```"]
+            out.append("")
     return out
 
 

@@ -44,7 +44,8 @@ def render_samples(
     paths = []
     for t in cfg.temperatures:
         gen = seed_everything(cfg.seed)
-        parts = [f"# {ckpt['arch']} {model_path}, temperature {t}, {cfg.tokens} tokens a sample\n"]
+        kind = ckpt["config"].get("cell", ckpt["arch"])  # arch "rnn" also covers lstm and gru
+        parts = [f"# {kind} {model_path}, temperature {t}, {cfg.tokens} tokens a sample\n"]
         for prompt in [*prompts, *[""] * cfg.unprompted]:
             text = complete(model, itos, prompt, cfg.tokens, t, cfg.top_k, cfg.top_p, gen, newline)
             parts.append(f"\n## prompt: {prompt!r}\n\n{text}\n" if prompt else f"\n## unprompted\n\n{text}\n")
