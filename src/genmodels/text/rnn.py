@@ -1,7 +1,16 @@
 """Recurrent word-level language models: tanh RNN, LSTM or GRU, one class.
 
 embedding -> dropout -> stacked recurrent layers -> dropout -> projection to the
-vocabulary, as in pytorch/examples' word_language_model. The projection may share
+vocabulary, as in pytorch/examples' word_language_model, with the regularisers of
+AWD-LSTM (Merity et al. 2018, "Regularizing and Optimizing LSTM Language Models"),
+each a config switch:
+
+- ``locked_dropout``: variational dropout (Gal & Ghahramani 2016): one mask per
+  sequence, the same at every time step, on the embeddings and on the outputs;
+- ``embed_dropout``: drop whole words from the embedding matrix (Gal & Ghahramani
+  2016, section 4.2), so a word's meaning cannot hinge on its own vector alone;
+- ``weight_drop``: DropConnect (Wan et al. 2013) on the hidden-to-hidden matrices,
+  one mask per window, which regularises the recurrence itself. The projection may share
 its weight matrix with the embedding (Press & Wolf 2017, "Using the Output
 Embedding to Improve Language Models"; Inan et al. 2017), which needs
 ``n_hidden == n_embd``. The embedding may instead be loaded, frozen, from a
@@ -32,6 +41,9 @@ class RNNConfig:
     n_hidden: Annotated[int, Field(gt=0)] = 256
     n_layer: Annotated[int, Field(gt=0)] = 1
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    locked_dropout: bool = False  # one dropout mask per sequence (variational), not per token
+    embed_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # whole words of the embedding
+    weight_drop: Annotated[float, Field(ge=0, lt=1)] = 0.0  # DropConnect on hidden-to-hidden
     tie_weights: bool = True
     cutoffs: tuple[int, ...] = ()  # adaptive softmax clusters (ids sorted by frequency); () = full
     embeddings: str = ""  # GloVe-format text file; "" = learn the embedding
@@ -73,12 +85,37 @@ class RNNLM(LanguageModel):
 
     def forward(self, idx, targets=None, state=None):
         # idx (B, T) token ids; state: the recurrent state carried from the previous window
-        x = self.drop(self.embed(idx))  # (B, T, C)
+        x = self.dropout(self.embedding(idx))  # (B, T, C)
         if idx.size(1) == 1 and not self.training:
             out, state = self.step(x, state)  # generation: one token a call
+        elif self.training and self.config.weight_drop:
+            out, state = torch.func.functional_call(self.rnn, self.dropped_weights(), (x, state))
         else:
             out, state = self.rnn(x, state)  # (B, T, H)
-        return output(self.head, self.drop(out), targets, self.training) + (state,)
+        return output(self.head, self.dropout(out), targets, self.training) + (state,)
+
+    def embedding(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, C); in training, ``embed_dropout`` zeroes whole rows (words)
+        of the matrix and scales the rest by 1 / (1 - p)."""
+        p = self.config.embed_dropout
+        if not (self.training and p):
+            return self.embed(idx)
+        w = self.embed.weight
+        keep = torch.empty(w.size(0), 1, device=w.device, dtype=w.dtype).bernoulli_(1 - p)
+        return nn.functional.embedding(idx, w * keep / (1 - p))
+
+    def dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """``dropout`` on (B, T, C); with ``locked_dropout`` one mask (B, 1, C) for all T steps."""
+        p = self.config.dropout
+        if not (self.training and p and self.config.locked_dropout):
+            return self.drop(x)
+        mask = torch.empty(x.size(0), 1, x.size(2), device=x.device, dtype=x.dtype).bernoulli_(1 - p)
+        return x * mask / (1 - p)
+
+    def dropped_weights(self) -> dict[str, torch.Tensor]:
+        """The hidden-to-hidden matrices with DropConnect, one mask for this window."""
+        return {name: nn.functional.dropout(w, self.config.weight_drop, training=True)
+                for name, w in self.rnn.named_parameters() if name.startswith("weight_hh")}
 
     def step(self, x, state):
         """``self.rnn`` on one time step x (B, 1, C), through its cells' own functions.
