@@ -13,17 +13,31 @@ MLflow gets the same dict that ``params.yaml`` holds.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 import yaml
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, TypeAdapter
 
 T = TypeVar("T")
 
-_CONFIG = ConfigDict(extra="forbid")
+# allow_inf_nan: a learning rate of .inf passes every `gt=0` check, then trains to NaN
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _check_device(value: str) -> str:
+    if not _DEVICE.fullmatch(value):
+        raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+# A torch device name that this project can run on; anything else fails at load time.
+Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class ParamsError(ValueError):

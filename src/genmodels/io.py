@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -53,10 +54,23 @@ def _umask() -> int:
     return mask
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None: JSON has no such numbers,
+    and Python's ``NaN``/``Infinity`` extension breaks every strict reader of the file."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    return data
+
+
 def write_json(path: str | Path, data: Any) -> None:
+    """Strict JSON (non-finite numbers as null), written atomically."""
+    text = json.dumps(finite_json(data), indent=2, sort_keys=True, allow_nan=False)
     with atomic_open(path) as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+        f.write(text + "\n")
 
 
 def torch_save(obj: Any, path: str | Path) -> None:

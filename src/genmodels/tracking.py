@@ -117,6 +117,7 @@ class Run:
         self.plots_path = plots_path
         self.latest: dict[str, float] = {}
         self.history: dict[int, dict[str, float]] = {}
+        self._written: set[Path] = set()  # the DVC files this run wrote (removed if it fails)
 
     @property
     def run_id(self) -> str:
@@ -162,9 +163,16 @@ class Run:
 
         mlflow.set_tags(dict(tags))
 
+    def discard(self) -> None:
+        """Remove the metrics and plots files this run wrote: a failed stage leaves none."""
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        self._written.clear()
+
     def _write_metrics(self) -> None:
         if self.metrics_path is not None:
             write_json(self.metrics_path, nest(self.latest))
+            self._written.add(self.metrics_path)
 
     def _write_plots(self) -> None:
         if self.plots_path is None:
@@ -178,6 +186,7 @@ class Run:
             writer.writerow([step, *(repr(row[c]) if c in row else "" for c in columns)])
         with atomic_open(self.plots_path) as f:
             f.write(buf.getvalue())
+        self._written.add(self.plots_path)
 
 
 def _quiet_mlflow_logs() -> None:
@@ -244,4 +253,8 @@ def start_run(
             Path(plots_path) if plots_path else None,
             logged=_metric_history(run_id) if run_id else None,
         )
-        yield run
+        try:
+            yield run
+        except BaseException:
+            run.discard()
+            raise

@@ -24,6 +24,7 @@ from genmodels import distributed
 from genmodels.config import as_dict, config, from_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
+from genmodels.finite import FiniteGuard, grad_norm
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
@@ -132,6 +133,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
             t0 = time.perf_counter()
             ddp.train()
             order = batches(train_x, cfg.batch_size, gen, cfg.limit_batches)
+            guard = FiniteGuard(f"train_classifier epoch {epoch}")
             for idx in tqdm(itertools.islice(order, done, None), total=steps, initial=done,
                             desc=f"classifier epoch {epoch}", leave=False,
                             disable=not info.is_main):
@@ -144,10 +146,12 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
                 # DDP averages the ranks' gradients; weighting each by its share of the batch
                 # makes that the gradient of the whole batch's mean loss, even if shares differ.
                 (loss * share * info.world_size).backward()
+                norm = grad_norm(model.parameters())
                 opt.step()
                 schedule.step()
                 total += loss.item() * share
                 done, step = done + 1, step + 1
+                guard.check(loss, norm, step)  # a diverged run stops here
                 if resume.due(step):
                     resume.save({"epoch": epoch, "batch": done, "step": step,
                                  "epoch_gen": epoch_gen, "model": model.state_dict(),

@@ -33,4 +33,9 @@ def reopen_run(run_id: str | None, stage: str, metrics_path: str | Path | None =
             run_id = None
     name = None if run_id else stage
     with mlflow.start_run(run_id=run_id, run_name=name, tags={"dvc.stage": stage}) as active:
-        yield Run(active, Path(metrics_path) if metrics_path else None, None)
+        run = Run(active, Path(metrics_path) if metrics_path else None, None)
+        try:
+            yield run
+        except BaseException:
+            run.discard()  # a failed stage leaves no metrics file
+            raise

@@ -30,6 +30,7 @@ from genmodels import distributed
 from genmodels.config import config
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
+from genmodels.finite import FiniteGuard, perplexity
 from genmodels.resume import Resume, rng_state, set_rng_state, to_device
 from genmodels.speed import adam_options
 from genmodels.text.data import (
@@ -105,7 +106,7 @@ def evaluate_stream(
         count += y.numel()
     sums = reduce_sum({"loss": total_loss, "top1": top1, "top5": top5, "count": count}, info)
     mean = sums["loss"] / sums["count"]
-    return {"loss": mean, "ppl": math.exp(mean), "acc": sums["top1"] / sums["count"],
+    return {"loss": mean, "ppl": perplexity(mean), "acc": sums["top1"] / sums["count"],
             "top5": sums["top5"] / sums["count"]}
 
 
@@ -131,6 +132,7 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
     device, before, t0 = data.device, p.count, time.perf_counter()
     bar = tqdm(itertools.islice(windows(data, s.bptt), p.window, n), total=n, initial=p.window,
                desc=desc, leave=False, disable=not info.is_main)
+    guard = FiniteGuard(desc)  # a NaN or infinite loss or gradient norm stops the run
     for x, y in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, total, s)
@@ -139,8 +141,9 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
         p.carry = inner.detach_state(state)  # truncated BPTT: keep the values, drop the graph
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
         opt.step()
+        guard.check(loss, norm, step + 1)
         step += 1
         p.window += 1
         p.loss_sum += loss.item() * y.numel()
@@ -157,7 +160,7 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
     sums = reduce_sum({"loss": p.loss_sum, "count": p.count, "new": p.count - before,
                        "correct": p.correct or 0}, info)
     mean = sums["loss"] / sums["count"]
-    metrics = {"loss": mean, "ppl": math.exp(mean), "tokens_per_s": sums["new"] / seconds}
+    metrics = {"loss": mean, "ppl": perplexity(mean), "tokens_per_s": sums["new"] / seconds}
     if p.correct is not None:
         metrics["acc"] = sums["correct"] / sums["count"]
     return metrics, step

@@ -1,0 +1,193 @@
+"""Failure modes (issue 15): a diverged run fails, bad inputs get one line, nothing is left over.
+
+Each test stands for one way the pipeline used to fail badly: a diverged run that
+counted as a success, a raw traceback for a bad checkpoint or bad params, a tracking
+store that failed after minutes, a staging folder left behind by a killed download.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from genmodels.config import ParamsError, load_section
+from genmodels.data.text import Vocab, tokenize
+from genmodels.finite import NonFiniteError
+from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.registry import build_model as build_image_model
+from genmodels.images.registry import config_from_dict
+from genmodels.images.registry import save_checkpoint as save_image_checkpoint
+from genmodels.images.train import train as train_image
+from genmodels.io import write_json
+from genmodels.text.registry import build_model as build_text_model
+from genmodels.text.registry import save_checkpoint as save_text_checkpoint
+from genmodels.text.train import TrainTextConfig
+from genmodels.text.train import train as train_text
+from genmodels.tracking import start_run
+
+from conftest import ROOT, VERSE, write_fake_images
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+TEXT_MODEL = dict(n_embd=16, n_head=2, n_layer=1, context=16, dropout=0.1, tie_weights=True,
+                  cutoffs=[])
+TEXT_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
+                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0,
+                  max_batches=3)
+IMAGE_TINY = dict(channels=[4, 8], hidden_dim=8, epochs=2, batch_size=16, lr=1e-3, seed=0,
+                  limit_batches=3)
+IMAGE_VARIANTS = {
+    "vae": dict(family="vae", latent_dim=2, **IMAGE_TINY),
+    "vaegan": dict(family="vaegan", latent_dim=8, disc_channels=[4, 8], gamma=1.0, beta=1.0,
+                   real_label=1.0, beta1=0.5, **IMAGE_TINY),
+}
+CLASSIFIER = dict(channels=[4, 8], feature_dim=8, dropout=0.0, epochs=2, batch_size=16, lr=1e-3,
+                  seed=0, limit_batches=3)
+DIVERGENT_LR = 1e30  # finite, so the params accept it; the first steps overflow to NaN
+
+
+def strict_json(path: Path):
+    """JSON as the standard defines it: NaN and Infinity are errors, not numbers."""
+    def refuse(name):
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def one_line(text: str) -> str:
+    assert text.endswith("\n") and text.count("\n") == 1, f"not one line: {text!r}"
+    assert "Traceback" not in text
+    return text.strip()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite MLflow store for the module (creating one takes seconds)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow artifacts land under tmp_path/mlruns
+    return tmp_path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A prepared-corpus folder made from a few lines."""
+    tokens = tokenize(VERSE * 12, "line")
+    vocab = Vocab.build(tokens)
+    folder = tmp_path / "prepared"
+    vocab.save(folder / "vocab.json")
+    ids = torch.tensor(vocab.encode(tokens))
+    a, b = int(len(ids) * 0.7), int(len(ids) * 0.85)
+    for split, part in (("train", ids[:a]), ("val", ids[a:b]), ("test", ids[b:])):
+        torch.save({"ids": part}, folder / f"{split}.pt")
+    return folder
+
+
+@pytest.fixture
+def images(tmp_path):
+    return write_fake_images(tmp_path / "images", {"train": 80, "val": 40, "test": 60})
+
+
+def text_checkpoint(path: Path, poison: bool = False) -> Path:
+    cfg, model = build_text_model("transformer", TEXT_MODEL, ["<unk>", "a", "b", "c"])
+    if poison:
+        with torch.no_grad():
+            next(model.parameters())[0] = float("nan")
+    save_text_checkpoint(path, model, cfg, "transformer", ["<unk>", "a", "b", "c"])
+    return path
+
+
+def image_checkpoint(path: Path, poison: bool = False) -> Path:
+    model = build_image_model(config_from_dict(IMAGE_VARIANTS["vae"], "x"))
+    if poison:
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("inf"))
+    save_image_checkpoint(model, (1, 28, 28), path)
+    return path
+
+
+def load_stage(name: str):
+    """stages/<name>.py as a module (its main() is tested in-process)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- 1. Non-finite means failure -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_params_that_are_not_finite_are_refused_at_load_time(tmp_path, value):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"train_text": {"x": {
+        "corpus": "c", "arch": "transformer", "model": TEXT_MODEL, "train": TEXT_TRAIN}}}))
+    params.write_text(params.read_text().replace("lr: 0.003", f"lr: {value}"))
+    with pytest.raises(ParamsError, match=r"train_text\.x\.train\.lr: Input should be a finite"):
+        load_section(params, "train_text.x", TrainTextConfig)
+    with pytest.raises(ParamsError, match="finite"):
+        config_from_dict({**IMAGE_VARIANTS["vae"], "lr": float(value.replace(".", ""))}, "v")
+
+
+def test_diverging_text_training_fails_naming_where_and_leaves_nothing(corpus, tmp_path, store,
+                                                                       in_tmp):
+    cfg = TrainTextConfig(corpus="c", arch="transformer", model=TEXT_MODEL,
+                          train={**TEXT_TRAIN, "lr": DIVERGENT_LR, "min_lr": 0.0})
+    out = {k: tmp_path / f"out.{k}" for k in ("pt", "json", "csv")}
+    with pytest.raises(NonFiniteError) as err:
+        with start_run("train_text@x", {}, metrics_path=out["json"], plots_path=out["csv"]) as run:
+            train_text(cfg, corpus, out["pt"], run=run, name="x")
+    message = str(err.value)
+    assert message.startswith("x epoch 1: loss is nan")
+    assert "at step 2 (last finite loss" in message and "lower lr" in message
+    assert "\n" not in message
+    assert not any(p.exists() for p in out.values())
+
+
+@pytest.mark.parametrize("family", ["vae", "vaegan"])
+def test_diverging_image_training_fails_and_leaves_nothing(images, tmp_path, store, in_tmp,
+                                                           family):
+    cfg = config_from_dict({**IMAGE_VARIANTS[family], "lr": DIVERGENT_LR}, family)
+    out = {k: tmp_path / f"out.{k}" for k in ("pt", "json", "csv")}
+    with pytest.raises(NonFiniteError, match=rf"^train_image@{family} epoch 1: .*lower lr"):
+        train_image(cfg, images, out["pt"], out["json"], out["csv"], stage=f"train_image@{family}")
+    assert not any(p.exists() for p in out.values())
+
+
+def test_diverging_classifier_training_fails_and_leaves_nothing(images, tmp_path, store, in_tmp):
+    cfg = ClassifierConfig(**{**CLASSIFIER, "lr": DIVERGENT_LR})
+    out = {k: tmp_path / f"out.{k}" for k in ("pt", "json", "csv")}
+    with pytest.raises(NonFiniteError, match=r"^train_classifier epoch 1: .*step 2 .*lower lr"):
+        train_classifier(cfg, images, out["pt"], out["json"], out["csv"])
+    assert not any(p.exists() for p in out.values())
+
+
+def test_a_failed_run_removes_the_metrics_and_plots_it_wrote(tmp_path, store, in_tmp):
+    metrics, plots = tmp_path / "m.json", tmp_path / "p.csv"
+    with pytest.raises(NonFiniteError):
+        with start_run("train@x", {}, metrics_path=metrics, plots_path=plots) as run:
+            run.log({"train/loss": 1.0}, step=1)  # epoch 1 went well
+            assert metrics.exists() and plots.exists()
+            raise NonFiniteError("epoch 2 diverged")
+    assert not metrics.exists() and not plots.exists()
+
+
+def test_metrics_files_are_strict_json(tmp_path, store, in_tmp):
+    with start_run("evaluate@x", {}, metrics_path=tmp_path / "m.json") as run:
+        run.log({"test/fid": math.nan, "test/kid": math.inf, "test/acc": 0.5})
+    assert strict_json(tmp_path / "m.json") == {"test": {"fid": None, "kid": None, "acc": 0.5}}
+    write_json(tmp_path / "w.json", {"a": [1.0, -math.inf], "b": {"c": math.nan}})
+    assert strict_json(tmp_path / "w.json") == {"a": [1.0, None], "b": {"c": None}}
+
+
