@@ -8,24 +8,30 @@ store that failed after minutes, a staging folder left behind by a killed downlo
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from genmodels.checkpoints import CheckpointError
 from genmodels.config import ParamsError, load_section
 from genmodels.data.text import Vocab, tokenize
 from genmodels.finite import NonFiniteError
-from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.classifier import ClassifierConfig, load_classifier, train_classifier
 from genmodels.images.registry import build_model as build_image_model
 from genmodels.images.registry import config_from_dict
+from genmodels.images.registry import load_checkpoint as load_image_checkpoint
 from genmodels.images.registry import save_checkpoint as save_image_checkpoint
 from genmodels.images.train import train as train_image
 from genmodels.io import write_json
 from genmodels.text.registry import build_model as build_text_model
+from genmodels.text.registry import load_checkpoint as load_text_checkpoint
 from genmodels.text.registry import save_checkpoint as save_text_checkpoint
 from genmodels.text.train import TrainTextConfig
 from genmodels.text.train import train as train_text
@@ -189,5 +195,97 @@ def test_metrics_files_are_strict_json(tmp_path, store, in_tmp):
     assert strict_json(tmp_path / "m.json") == {"test": {"fid": None, "kid": None, "acc": 0.5}}
     write_json(tmp_path / "w.json", {"a": [1.0, -math.inf], "b": {"c": math.nan}})
     assert strict_json(tmp_path / "w.json") == {"a": [1.0, None], "b": {"c": None}}
+
+
+def test_evaluation_refuses_checkpoints_with_non_finite_weights(tmp_path):
+    text = text_checkpoint(tmp_path / "text.pt", poison=True)
+    with pytest.raises(CheckpointError, match="non-finite weights.*diverged") as err:
+        load_text_checkpoint(text)
+    assert str(text) in str(err.value) and "\n" not in str(err.value)
+    image = image_checkpoint(tmp_path / "image.pt", poison=True)
+    with pytest.raises(CheckpointError, match="non-finite weights"):
+        load_image_checkpoint(image)
+
+
+# --- 3. A bad checkpoint gets one line -----------------------------------------------------
+
+
+class Hostile:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+BAD_FILES = {
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(text_checkpoint(p).read_bytes()[:500]),
+    "random bytes": lambda p: p.write_bytes(bytes(range(256)) * 20),
+    "text": lambda p: p.write_text("hello world\n"),
+    "hostile pickle": lambda p: torch.save(Hostile(), p),
+    "a list": lambda p: torch.save([1, 2], p),
+    "missing": lambda p: None,
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+@pytest.mark.parametrize("loader", [load_text_checkpoint, load_image_checkpoint, load_classifier])
+def test_a_bad_checkpoint_is_one_line_without_unsafe_advice(tmp_path, kind, loader):
+    path = tmp_path / "model.pt"
+    BAD_FILES[kind](path)
+    with pytest.raises(CheckpointError) as err:
+        loader(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert "weights_only" not in message and "trusted" not in message
+    if kind == "hostile pickle":
+        assert "could run code" in message
+
+
+def test_a_checkpoint_of_the_other_kind_is_named(tmp_path):
+    image = image_checkpoint(tmp_path / "image.pt")
+    text = text_checkpoint(tmp_path / "text.pt")
+    with pytest.raises(CheckpointError, match="an image-model checkpoint .family 'vae', from "
+                                              "train_image.; expected a text-model checkpoint"):
+        load_text_checkpoint(image)
+    with pytest.raises(CheckpointError, match="a text-model checkpoint .arch 'transformer', from "
+                                              "train_text.; expected an image-model checkpoint"):
+        load_image_checkpoint(text)
+    with pytest.raises(CheckpointError, match="image-model checkpoint.*expected a classifier"):
+        load_classifier(image)
+
+
+def test_cli_prints_a_bad_checkpoint_as_one_line(tmp_path, capsys):
+    from genmodels.cli import main
+
+    image = image_checkpoint(tmp_path / "image.pt")
+    assert main(["generate", "--checkpoint", str(image), "--prompt", "a"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"genmodels: error: {image}: an image-model checkpoint")
+    (tmp_path / "bad.pt").write_bytes(os.urandom(1000))
+    assert main(["generate", "--checkpoint", str(tmp_path / "bad.pt")]) == 2
+    assert "not a PyTorch checkpoint" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("words", ["0", "-5", "1000000000", "many"])
+def test_cli_refuses_words_out_of_range(words, capsys):
+    from genmodels.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["generate", "--words", words])
+    assert exit_.value.code == 2
+    assert "--words" in capsys.readouterr().err.splitlines()[-1]
+    assert build_parser().parse_args(["generate", "--words", "100000"]).words == 100_000
+
+
+def test_ctrl_c_in_interactive_generation_is_one_line_and_130(tmp_path, monkeypatch, capsys):
+    import genmodels.text.generate
+    from genmodels.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(genmodels.text.generate, "complete", interrupted)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a b\n"))
+    assert main(["generate", "-i", "--checkpoint", str(text_checkpoint(tmp_path / "t.pt"))]) == 130
+    assert one_line(capsys.readouterr().err) == "genmodels: interrupted"
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genmodels import distributed
+from genmodels.checkpoints import model_mismatch, read_checkpoint
 from genmodels.config import as_dict, config, from_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
@@ -173,8 +174,13 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
 
 
 def load_classifier(path: str | Path) -> Classifier:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = from_dict(ClassifierConfig, ckpt["config"], f"checkpoint {path}")
-    model = Classifier(cfg, ckpt["image_shape"], ckpt["n_classes"])
-    model.load_state_dict(ckpt["state_dict"])
+    """The classifier of a checkpoint; :class:`~genmodels.checkpoints.CheckpointError`
+    (one line) for anything else."""
+    ckpt = read_checkpoint(path, "classifier")
+    try:
+        cfg = from_dict(ClassifierConfig, ckpt["config"], f"checkpoint {path}")
+        model = Classifier(cfg, ckpt["image_shape"], ckpt["n_classes"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, TypeError, KeyError) as err:
+        raise model_mismatch(path, err, "a classifier checkpoint") from None
     return model.eval()
