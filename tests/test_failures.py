@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from genmodels.images.registry import build_model as build_image_model
 from genmodels.images.registry import config_from_dict
 from genmodels.images.registry import load_checkpoint as load_image_checkpoint
 from genmodels.images.registry import save_checkpoint as save_image_checkpoint
+from genmodels.images.runs import reopen_run
 from genmodels.images.train import train as train_image
 from genmodels.io import write_json
 from genmodels.text.registry import build_model as build_text_model
@@ -35,7 +37,7 @@ from genmodels.text.registry import load_checkpoint as load_text_checkpoint
 from genmodels.text.registry import save_checkpoint as save_text_checkpoint
 from genmodels.text.train import TrainTextConfig
 from genmodels.text.train import train as train_text
-from genmodels.tracking import start_run
+from genmodels.tracking import TrackingError, sqlite_path, start_run
 
 from conftest import ROOT, VERSE, write_fake_images
 
@@ -287,5 +289,45 @@ def test_ctrl_c_in_interactive_generation_is_one_line_and_130(tmp_path, monkeypa
     monkeypatch.setattr(sys, "stdin", io.StringIO("a b\n"))
     assert main(["generate", "-i", "--checkpoint", str(text_checkpoint(tmp_path / "t.pt"))]) == 130
     assert one_line(capsys.readouterr().err) == "genmodels: interrupted"
+
+
+# --- 4. Tracking store errors in seconds ----------------------------------------------------
+
+
+def test_unopenable_sqlite_store_fails_within_seconds_in_one_line(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/no/such/folder/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.monotonic()
+    with pytest.raises(TrackingError) as err:
+        with start_run("x", {}):
+            pass
+    with pytest.raises(TrackingError):
+        with reopen_run(None, "evaluate_image@x"):
+            pass
+    assert time.monotonic() - start < 10
+    assert uri in str(err.value) and "does not exist" in str(err.value)
+    assert "\n" not in str(err.value)
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("not a database\n" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{not_a_db}")
+    with pytest.raises(TrackingError, match="not a database"):
+        with start_run("x", {}):
+            pass
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_sqlite_folder_fails_fast(tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+    with pytest.raises(TrackingError, match="no write permission"):
+        with start_run("x", {}):
+            pass
+
+
+def test_sqlite_uris_name_their_file():
+    assert sqlite_path("sqlite:///mlflow.db") == Path("mlflow.db")
+    assert sqlite_path("sqlite:////abs/x.db") == Path("/abs/x.db")
+    assert sqlite_path("sqlite:///:memory:") is None
 
 
