@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from genmodels.checkpoints import CheckpointError
-from genmodels.config import ParamsError, load_section
+from genmodels.config import ParamsError, from_dict, load_section
 from genmodels.data.text import Vocab, tokenize
 from genmodels.finite import NonFiniteError
 from genmodels.images.classifier import ClassifierConfig, load_classifier, train_classifier
@@ -32,10 +32,11 @@ from genmodels.images.registry import save_checkpoint as save_image_checkpoint
 from genmodels.images.runs import reopen_run
 from genmodels.images.train import train as train_image
 from genmodels.io import write_json
+from genmodels.stage import run_stage
 from genmodels.text.registry import build_model as build_text_model
 from genmodels.text.registry import load_checkpoint as load_text_checkpoint
 from genmodels.text.registry import save_checkpoint as save_text_checkpoint
-from genmodels.text.train import TrainTextConfig
+from genmodels.text.train import TrainSettings, TrainTextConfig
 from genmodels.text.train import train as train_text
 from genmodels.tracking import TrackingError, sqlite_path, start_run
 
@@ -329,5 +330,118 @@ def test_sqlite_uris_name_their_file():
     assert sqlite_path("sqlite:///mlflow.db") == Path("mlflow.db")
     assert sqlite_path("sqlite:////abs/x.db") == Path("/abs/x.db")
     assert sqlite_path("sqlite:///:memory:") is None
+
+
+# --- 5. Every config error before work starts, in one line ---------------------------------
+
+
+@pytest.mark.parametrize("cls, data", [
+    (None, {**IMAGE_VARIANTS["vae"], "channels": []}),
+    (None, {**IMAGE_VARIANTS["vaegan"], "disc_channels": []}),
+    (ClassifierConfig, {**CLASSIFIER, "channels": []}),
+    (TrainSettings, {"device": "tpu"}),
+    (TrainSettings, {"device": "cuda:x"}),
+    (TrainSettings, {"lr": 1e-3, "min_lr": 1e-2}),
+])
+def test_config_refuses_empty_channels_unknown_devices_and_min_lr_above_lr(cls, data):
+    with pytest.raises(ParamsError) as err:
+        config_from_dict(data, "s") if cls is None else from_dict(cls, data, "s")
+    assert "\n" not in str(err.value)
+
+
+def test_known_devices_are_accepted():
+    for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert from_dict(TrainSettings, {"device": device}, "s").device == device
+
+
+def text_params(path: Path, **entry) -> Path:
+    base = {"corpus": "toy", "arch": "transformer", "model": TEXT_MODEL, "train": TEXT_TRAIN}
+    params = {"train_text": {"x": {**base, **entry}},
+              "prepare_text": {"toy": {"split": "blocks", "val_fraction": 0.1,
+                                       "test_fraction": 0.1, "newline": "line"}}}
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"arch": "lstm"}, "train_text.x.arch: unknown arch 'lstm'"),
+    ({"model": {**TEXT_MODEL, "n_head": 0}}, "train_text.x.model.n_head: Input should be greater"),
+    ({"model": {**TEXT_MODEL, "colour": 1}}, "train_text.x.model.colour: unknown key"),
+    ({"train": {**TEXT_TRAIN, "device": "tpu"}}, "train_text.x.train.device: expected auto"),
+])
+def test_train_text_validates_the_model_before_data_and_tracking(tmp_path, monkeypatch, capsys,
+                                                                 entry, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    params = text_params(tmp_path / "params.yaml", **entry)
+    argv = ["--name", "x", "--data", str(tmp_path / "no-corpus"), "--model", "m.pt",
+            "--metrics", "m.json", "--plots", "p.csv", "--params", str(params)]
+    assert load_stage("train_text").main(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("train_text@x: invalid params: ") and message in line
+    assert not (tmp_path / "mlflow.db").exists()  # the tracking store was not touched
+
+
+STAGE_ARGS = {
+    "download": ["--out", "raw"],
+    "prepare_images": ["--raw", "r", "--out", "o", "--metrics", "m.json"],
+    "prepare_text": ["--corpus", "toy", "--raw", "r", "--out", "o", "--metrics", "m.json"],
+    "cities": ["--events", "e.csv", "--out", "o"],
+    "report": ["--image-metrics", "x", "--image-figures", "x", "--text-metrics", "x",
+               "--text-figures", "x", "--cities", "x", "--models", "x", "--out", "README.md"],
+    "train_classifier": ["--data", "d", "--checkpoint", "c.pt", "--metrics", "m", "--plots", "p"],
+    "train_image": ["--name", "x", "--data", "d", "--checkpoint", "c.pt", "--metrics", "m",
+                    "--plots", "p"],
+    "evaluate_image": ["--name", "x", "--model", "m.pt", "--classifier", "c.pt", "--data", "d",
+                       "--metrics", "m"],
+    "render_image": ["--name", "x", "--model", "m.pt", "--data", "d", "--train-plots", "p",
+                     "--out", "o"],
+    "train_text": ["--name", "x", "--data", "d", "--model", "m.pt", "--metrics", "m",
+                   "--plots", "p"],
+    "evaluate_text": ["--name", "x", "--data", "d", "--model", "m.pt", "--metrics", "m",
+                      "--samples", "s"],
+    "render_text": ["--name", "x", "--corpus", "toy", "--model", "m.pt", "--plots", "p",
+                    "--out", "o"],
+}
+STAGE_NAMES = {"prepare_text": "prepare_text@toy", "train_image": "train_image@x",
+               "evaluate_image": "evaluate_image@x", "render_image": "render_image@x",
+               "train_text": "train_text@x", "evaluate_text": "evaluate_text@x",
+               "render_text": "render_text@x"}
+
+
+def test_stage_args_cover_every_stage_script():
+    assert sorted(STAGE_ARGS) == sorted(p.stem for p in (ROOT / "stages").glob("*.py"))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_ARGS))
+def test_every_stage_prints_a_params_error_as_one_line(stage, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("unrelated: {}\n")
+    assert load_stage(stage).main([*STAGE_ARGS[stage], "--params", "params.yaml"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"{STAGE_NAMES.get(stage, stage)}: params.yaml: missing section")
+
+
+# --- 7. Leftovers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_ARGS))
+def test_ctrl_c_in_every_stage_is_one_line_and_130(stage, tmp_path, monkeypatch, capsys):
+    import genmodels.config
+    import genmodels.images.registry
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    for module in (genmodels.config, genmodels.images.registry):  # every stage reads params
+        monkeypatch.setattr(module, "read_params", interrupted)
+    assert load_stage(stage).main([*STAGE_ARGS[stage], "--params", "params.yaml"]) == 130
+    assert one_line(capsys.readouterr().err) == f"{STAGE_NAMES.get(stage, stage)}: interrupted"
+
+
+def test_run_stage_keeps_the_traceback_of_a_bug():
+    with pytest.raises(ZeroDivisionError):
+        run_stage("x", lambda: 1 / 0)
 
 

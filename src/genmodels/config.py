@@ -1,9 +1,10 @@
 """Settings from ``params.yaml`` into frozen, validated dataclasses.
 
 Every stage reads one section of ``params.yaml`` into a config class declared
-with :func:`config`. An unknown key, a missing key, a wrong type or an
-out-of-range value raises :class:`ParamsError` naming the full key
-(``prepare_text.shakespeare.min_freq``), before the stage does any work.
+with :func:`config`. An unknown key, a missing key, a wrong type, an
+out-of-range value or a float that is not finite (``.inf``, ``.nan``) raises
+:class:`ParamsError` naming the full key (``prepare_text.shakespeare.min_freq``),
+on one line, before the stage does any work.
 
 Validation is pydantic's (types, ``Field(gt=0)`` ranges, ``extra="forbid"``);
 the classes stay plain frozen dataclasses, so ``dataclasses.asdict`` works and
@@ -72,7 +73,7 @@ def _describe(err: pydantic.ValidationError, where: str) -> str:
         elif "input" in e and not isinstance(e["input"], Mapping):
             msg = f"{msg} (got {e['input']!r})"
         lines.append(f"{key}: {msg}")
-    return "invalid params:\n  " + "\n  ".join(lines)
+    return "invalid params: " + "; ".join(lines)
 
 
 def read_params(path: str | Path) -> dict:

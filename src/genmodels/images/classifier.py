@@ -26,6 +26,7 @@ from genmodels.config import as_dict, config, from_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.finite import FiniteGuard, grad_norm
+from genmodels.images.autoencoder import Channels
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
@@ -38,7 +39,7 @@ PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 class ClassifierConfig:
     """``train_classifier`` in params.yaml."""
 
-    channels: tuple[PositiveInt, ...]  # conv widths; each conv is followed by 2x2 max-pooling
+    channels: Channels  # conv widths; each conv is followed by 2x2 max-pooling
     feature_dim: PositiveInt          # width of the penultimate layer (the metric features)
     dropout: Annotated[float, pydantic.Field(ge=0, lt=1)]
     epochs: PositiveInt

@@ -31,7 +31,7 @@ def config_from_dict(data: Any, where: str):
         raise ParamsError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
     family = data.get("family")
     if family not in FAMILIES:
-        raise ParamsError(f"invalid params:\n  {where}.family: unknown family {family!r} "
+        raise ParamsError(f"invalid params: {where}.family: unknown family {family!r} "
                           f"(expected one of {', '.join(FAMILIES)})")
     return from_dict(FAMILIES[family][0], data, where)
 

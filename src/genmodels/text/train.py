@@ -27,7 +27,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from genmodels import distributed
-from genmodels.config import config
+from genmodels.config import Device, config
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.finite import FiniteGuard, perplexity
@@ -64,7 +64,11 @@ class TrainSettings:
     unk_alpha: Annotated[float, Field(ge=0)] = 0.0
     max_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
     seed: int = 0
-    device: str = "auto"  # cuda, then mps, else cpu
+    device: Device = "auto"  # cuda, then mps, else cpu
+
+    def __post_init__(self):
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
 
 
 @config
