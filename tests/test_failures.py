@@ -12,6 +12,9 @@ import io
 import json
 import math
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ import yaml
 
 from genmodels.checkpoints import CheckpointError
 from genmodels.config import ParamsError, from_dict, load_section
+from genmodels.data.download import download_all
 from genmodels.data.text import Vocab, tokenize
 from genmodels.finite import NonFiniteError
 from genmodels.images.classifier import ClassifierConfig, load_classifier, train_classifier
@@ -40,7 +44,7 @@ from genmodels.text.train import TrainSettings, TrainTextConfig
 from genmodels.text.train import train as train_text
 from genmodels.tracking import TrackingError, sqlite_path, start_run
 
-from conftest import ROOT, VERSE, write_fake_images
+from conftest import ROOT, VENV_BIN, VERSE, write_fake_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -445,3 +449,67 @@ def test_run_stage_keeps_the_traceback_of_a_bug():
         run_stage("x", lambda: 1 / 0)
 
 
+def dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_the_next_download_removes_the_staging_folders_of_killed_runs(tmp_path):
+    out = tmp_path / "raw"
+    stale = [out / f".download-{dead_pid()}-abcd_123", out / ".download-k2j4h5g6"]  # new, old
+    live = out / f".download-{os.getpid()}-zzzzzzzz"  # a download running now: kept
+    for folder in (*stale, live):
+        (folder / "fashion-mnist").mkdir(parents=True)
+        (folder / "fashion-mnist" / "part").write_bytes(b"x" * 1000)
+    download_all({}, out, None, timeout=1)  # nothing to fetch: only the cleanup happens
+    assert [p.name for p in out.iterdir()] == [live.name]
+
+
+def silent_server() -> socket.socket:
+    """Accepts connections (the backlog) and never answers: a download that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    return server
+
+
+def start_download(tmp_path: Path, server: socket.socket) -> subprocess.Popen:
+    env = {**os.environ, "GENMODELS_MIRROR": f"http://127.0.0.1:{server.getsockname()[1]}",
+           "PYTHONPATH": str(ROOT / "src"), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "download.py"), "--out", "raw",
+                             "--params", str(ROOT / "params.yaml")], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_staging(tmp_path: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / "raw").glob(".download-*"))
+        if found:
+            time.sleep(0.5)  # into the first (hanging) request
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no staging folder: {proc.communicate()}")
+
+
+def test_ctrl_c_during_a_download_exits_130_and_cleans_up(tmp_path):
+    with silent_server() as server:
+        proc = start_download(tmp_path, server)
+        staging = wait_for_staging(tmp_path, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "download: interrupted" and "Traceback" not in err
+    assert not staging.exists()
+
+
+def test_a_killed_download_leaves_a_folder_the_next_run_removes(tmp_path):
+    with silent_server() as server:
+        proc = start_download(tmp_path, server)
+        staging = wait_for_staging(tmp_path, proc)
+        proc.kill()  # SIGKILL: no cleanup can run
+        proc.communicate(timeout=30)
+    assert staging.exists()
+    download_all({}, tmp_path / "raw", None, timeout=1)  # the next run
+    assert list((tmp_path / "raw").iterdir()) == []
