@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from genmodels.cities import CitiesConfig, propose, read_events, render_map, world_cities
-from genmodels.config import ParamsError, as_dict, load_section
+from genmodels.config import as_dict, load_section
 from genmodels.io import atomic_open
-from genmodels.tracking import TrackingError, start_run
+from genmodels.stage import run_stage
+from genmodels.tracking import start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,23 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics, CSV, map")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    try:
-        cfg = load_section(args.params, "cities", CitiesConfig)
-        events = read_events(args.events)
-        with start_run("cities", as_dict(cfg), metrics_path=args.out / "metrics.json") as run:
-            result = propose(events, world_cities(cfg.min_population), cfg)
-            with atomic_open(args.out / "proposals.csv") as f:
-                result["proposals"].to_csv(f, index=False, float_format="%.5f")
-            render_map(events, result, world_cities(), args.out / "map.png")
-            run.log(result["metrics"])
-            run.log_artifact(args.out / "map.png")
-            run.log_artifact(args.out / "proposals.csv")
-    except (ParamsError, TrackingError, FileNotFoundError, ValueError) as err:
-        print(f"cities: {err}", file=sys.stderr)
-        return 1
+    return run_stage("cities", lambda: cities(args))
+
+
+def cities(args: argparse.Namespace) -> None:
+    cfg = load_section(args.params, "cities", CitiesConfig)
+    events = read_events(args.events)
+    with start_run("cities", as_dict(cfg), metrics_path=args.out / "metrics.json") as run:
+        result = propose(events, world_cities(cfg.min_population), cfg)
+        with atomic_open(args.out / "proposals.csv") as f:
+            result["proposals"].to_csv(f, index=False, float_format="%.5f")
+        render_map(events, result, world_cities(), args.out / "map.png")
+        run.log(result["metrics"])
+        run.log_artifact(args.out / "map.png")
+        run.log_artifact(args.out / "proposals.csv")
     names = ", ".join(f"{r.city} ({r.country})" for r in result["proposals"].itertuples())
     print(f"cities: {result['metrics']}\nproposed: {names}")
-    return 0
 
 
 if __name__ == "__main__":

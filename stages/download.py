@@ -16,6 +16,7 @@ from pathlib import Path
 from genmodels.config import ParamsError, load_section
 from genmodels.data.download import DownloadConfig, DownloadError, download_all
 from genmodels.data.sources import registry
+from genmodels.stage import run_stage
 
 MIRROR_ENV = "GENMODELS_MIRROR"
 
@@ -25,17 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="root folder for the raw data")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    try:
-        cfg = load_section(args.params, "download", DownloadConfig)
-        mirror = os.environ.get(MIRROR_ENV) or cfg.mirror or None
-        if mirror and "://" not in mirror and not Path(mirror).is_dir():
-            raise ParamsError(f"mirror folder does not exist: {mirror}")
-        served = download_all(registry(), args.out, mirror, cfg.timeout_s)
-    except (ParamsError, DownloadError) as err:
-        print(f"download: {err}", file=sys.stderr)
-        return 1
+    return run_stage("download", lambda: download(args), expected=(DownloadError,))
+
+
+def download(args: argparse.Namespace) -> None:
+    cfg = load_section(args.params, "download", DownloadConfig)
+    mirror = os.environ.get(MIRROR_ENV) or cfg.mirror or None
+    if mirror and "://" not in mirror and not Path(mirror).is_dir():
+        raise ParamsError(f"mirror folder does not exist: {mirror}")
+    served = download_all(registry(), args.out, mirror, cfg.timeout_s)
     print(f"download: {sum(served.values())} files verified ({served})")
-    return 0
 
 
 if __name__ == "__main__":

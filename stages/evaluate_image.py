@@ -1,14 +1,16 @@
 """DVC stage: test-set metrics of one trained image model (``evaluate_image``)."""
 
 import argparse
+import sys
 
 import torch
 
 from genmodels.config import load_section
 from genmodels.images.evaluate import EvaluateConfig, evaluate
+from genmodels.stage import run_stage
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--name", required=True, help="variant under train_image in params.yaml")
     p.add_argument("--model", required=True, help="checkpoint from train_image")
@@ -17,12 +19,16 @@ def main() -> None:
     p.add_argument("--metrics", required=True)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    stage = f"evaluate_image@{args.name}"
+    return run_stage(stage, lambda: evaluate_image(args, stage))
+
+
+def evaluate_image(args: argparse.Namespace, stage: str) -> None:
     torch.set_num_threads(args.threads)
     cfg = load_section(args.params, "evaluate_image", EvaluateConfig)
-    evaluate(cfg, args.model, args.classifier, args.data, args.metrics,
-             stage=f"evaluate_image@{args.name}")
+    evaluate(cfg, args.model, args.classifier, args.data, args.metrics, stage=stage)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from genmodels.config import as_dict, load_section
 from genmodels.io import atomic_open
+from genmodels.stage import run_stage
 from genmodels.text.evaluate import EvaluateTextConfig, evaluate
 from genmodels.tracking import start_run
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--name", required=True, help="entry of train_text in params.yaml")
     p.add_argument("--data", required=True, help="prepared corpus folder")
@@ -21,8 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stage = f"evaluate_text@{args.name}"
+    return run_stage(stage, lambda: evaluate_text(args, stage))
+
+
+def evaluate_text(args: argparse.Namespace, stage: str) -> None:
     cfg = load_section(args.params, "evaluate_text", EvaluateTextConfig)
-    with start_run(f"evaluate_text@{args.name}", as_dict(cfg), metrics_path=args.metrics) as run:
+    with start_run(stage, as_dict(cfg), metrics_path=args.metrics) as run:
         metrics, samples = evaluate(cfg, args.model, args.data)
         run.log(metrics)
         with atomic_open(args.samples) as f:  # token by token, one block per temperature
@@ -32,4 +39,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

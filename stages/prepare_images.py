@@ -10,9 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from genmodels.config import ParamsError, as_dict, load_section
+from genmodels.config import as_dict, load_section
 from genmodels.data.images import PrepareImagesConfig, prepare, save_prepared
-from genmodels.tracking import TrackingError, start_run
+from genmodels.stage import run_stage
+from genmodels.tracking import start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,18 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, required=True, help="DVC metrics JSON")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    try:
-        cfg = load_section(args.params, "prepare_images", PrepareImagesConfig)
-        with start_run("prepare_images", as_dict(cfg), metrics_path=args.metrics) as run:
-            splits, meta = prepare(args.raw, cfg)
-            save_prepared(splits, meta, args.out)
-            run.log({f"size/{s}": n for s, n in meta["sizes"].items()})
-            run.log({"pixels/mean": meta["mean"], "pixels/std": meta["std"]})
-    except (ParamsError, TrackingError, FileNotFoundError, ValueError) as err:
-        print(f"prepare_images: {err}", file=sys.stderr)
-        return 1
+    return run_stage("prepare_images", lambda: prepare_images(args))
+
+
+def prepare_images(args: argparse.Namespace) -> None:
+    cfg = load_section(args.params, "prepare_images", PrepareImagesConfig)
+    with start_run("prepare_images", as_dict(cfg), metrics_path=args.metrics) as run:
+        splits, meta = prepare(args.raw, cfg)
+        save_prepared(splits, meta, args.out)
+        run.log({f"size/{s}": n for s, n in meta["sizes"].items()})
+        run.log({"pixels/mean": meta["mean"], "pixels/std": meta["std"]})
     print(f"prepare_images: {meta['sizes']} -> {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

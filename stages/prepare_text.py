@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from genmodels.config import ParamsError, as_dict, load_section
+from genmodels.config import as_dict, load_section
 from genmodels.data.text import PrepareTextConfig, prepare_corpus, read_documents, save_corpus
-from genmodels.tracking import TrackingError, start_run
+from genmodels.stage import run_stage
+from genmodels.tracking import start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,24 +26,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, required=True, help="DVC metrics JSON")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
+    return run_stage(f"prepare_text@{args.corpus}", lambda: prepare_text(args))
+
+
+def prepare_text(args: argparse.Namespace) -> None:
     stage = f"prepare_text@{args.corpus}"
-    try:
-        cfg = load_section(args.params, f"prepare_text.{args.corpus}", PrepareTextConfig)
-        documents = read_documents(args.raw)
-        with start_run(stage, as_dict(cfg), metrics_path=args.metrics) as run:
-            ids, vocab, meta = prepare_corpus(documents, cfg, name=str(args.raw))
-            save_corpus(ids, vocab, meta, args.out)
-            run.log({f"tokens/{s}": n for s, n in meta["tokens"].items()})
-            run.log({f"oov_rate/{s}": r for s, r in meta["oov_rate"].items()})
-            run.log({"vocab_size": meta["vocab_size"],
-                     "boilerplate_tokens": meta["boilerplate_tokens"]})
-    except (ParamsError, TrackingError, FileNotFoundError, ValueError) as err:
-        print(f"{stage}: {err}", file=sys.stderr)
-        return 1
+    cfg = load_section(args.params, f"prepare_text.{args.corpus}", PrepareTextConfig)
+    documents = read_documents(args.raw)
+    with start_run(stage, as_dict(cfg), metrics_path=args.metrics) as run:
+        ids, vocab, meta = prepare_corpus(documents, cfg, name=str(args.raw))
+        save_corpus(ids, vocab, meta, args.out)
+        run.log({f"tokens/{s}": n for s, n in meta["tokens"].items()})
+        run.log({f"oov_rate/{s}": r for s, r in meta["oov_rate"].items()})
+        run.log({"vocab_size": meta["vocab_size"],
+                 "boilerplate_tokens": meta["boilerplate_tokens"]})
     print(f"{stage}: tokens {meta['tokens']}, vocabulary {meta['vocab_size']}, "
           f"OOV {meta['oov_rate']}, {meta['boilerplate_tokens']} boilerplate tokens removed "
           f"-> {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from genmodels.config import as_dict, load_section
+from genmodels.stage import run_stage
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
 from genmodels.tracking import start_run
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--name", required=True, help="entry of train_text in params.yaml")
     p.add_argument("--corpus", required=True, help="picks render_text.prompts.<corpus>")
@@ -20,9 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stage = f"render_text@{args.name}"
+    return run_stage(stage, lambda: render_text(args, stage))
+
+
+def render_text(args: argparse.Namespace, stage: str) -> None:
     cfg = load_section(args.params, "render_text", RenderTextConfig)
     prompts = list((cfg.prompts or {}).get(args.corpus, ()))
-    with start_run(f"render_text@{args.name}", as_dict(cfg)) as run:
+    with start_run(stage, as_dict(cfg)) as run:
         paths = render_samples(cfg, args.model, prompts, args.out)
         paths.append(plot_losses(args.plots, f"{args.out}/loss.png", title=args.name))
         for path in paths:
@@ -30,4 +37,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

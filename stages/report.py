@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from genmodels.config import ParamsError, load_section, read_params
+from genmodels.config import load_section, read_params
 from genmodels.io import atomic_open
 from genmodels.report import ReportConfig, Sources, render
+from genmodels.stage import run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,24 +25,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{flag}", type=Path, required=True)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    try:
-        cfg = load_section(args.params, "report", ReportConfig)
-        params = read_params(args.params)
-        src = Sources(
-            args.image_metrics, args.image_figures, args.text_metrics, args.text_figures,
-            args.cities, args.models, args.out,
-            image_models=list(params.get("train_image", {})),
-            text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
-            ngram_order=params.get("evaluate_text", {}).get("ngram_order"),
-        )
-        page = render(src, cfg)
-    except (ParamsError, KeyError, ValueError) as err:
-        print(f"report: {err}", file=sys.stderr)
-        return 1
+    return run_stage("report", lambda: report(args), expected=(KeyError,))
+
+
+def report(args: argparse.Namespace) -> None:
+    cfg = load_section(args.params, "report", ReportConfig)
+    params = read_params(args.params)
+    src = Sources(
+        args.image_metrics, args.image_figures, args.text_metrics, args.text_figures,
+        args.cities, args.models, args.out,
+        image_models=list(params.get("train_image", {})),
+        text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
+        ngram_order=params.get("evaluate_text", {}).get("ngram_order"),
+    )
+    page = render(src, cfg)
     with atomic_open(args.out) as f:
         f.write(page)
     print(f"report: wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Runs as ``python stages/train_classifier.py ...`` or, one process per device,
 """
 
 import argparse
+import sys
 
 import torch
 
@@ -12,9 +13,10 @@ from genmodels import distributed
 from genmodels.config import as_dict, load_section
 from genmodels.images.classifier import ClassifierConfig, train_classifier
 from genmodels.resume import Resume, add_resume_arguments
+from genmodels.stage import run_stage
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", required=True, help="prepared Fashion-MNIST folder")
     p.add_argument("--checkpoint", required=True)
@@ -23,7 +25,11 @@ def main() -> None:
     add_resume_arguments(p)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    return run_stage("train_classifier", lambda: train(args))
+
+
+def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     cfg = load_section(args.params, "train_classifier", ClassifierConfig)
     with distributed.session() as (info, _):
@@ -34,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

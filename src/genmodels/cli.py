@@ -6,6 +6,8 @@
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
 (``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
+``--words`` is 1 to 100000 tokens. Errors (a bad checkpoint, bad sampling
+settings) are one line and exit status 2; Ctrl-C ends with one line, status 130.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from pathlib import Path
 
 # where dvc.yaml's train_text stage writes the entry <model>_<corpus>
 CHECKPOINT = "data/models/text/{name}.pt"
+# Tokens one answer may generate: a long novel (~100k words) at most. A few minutes on a
+# CPU at the models' speed; a mistyped 10**9 would run for days and is refused instead.
+MAX_WORDS = 100_000
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def word_count(text: str) -> int:
+    """``--words``: an integer from 1 to :data:`MAX_WORDS` (argparse prints the error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= n <= MAX_WORDS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORDS}, got {n}")
+    return n
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -58,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="a checkpoint path instead of the pipeline's")
     g.add_argument("--prompt", default="", help="text to continue; empty = unprompted")
     g.add_argument("--interactive", "-i", action="store_true", help="read prompts from stdin until EOF")
-    g.add_argument("--words", type=int, default=100, help="tokens to generate")
+    g.add_argument("--words", type=word_count, default=100,
+                   help=f"tokens to generate, 1 to {MAX_WORDS}")
     g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     g.add_argument("--top-k", type=int, default=0, help="0 = off")
     g.add_argument("--top-p", type=float, default=1.0, help="1 = off")
@@ -72,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad sampling settings and the like: one line, no traceback
+    except ValueError as err:  # a bad checkpoint, bad sampling settings: one line, no traceback
         print(f"genmodels: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("genmodels: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Settings from ``params.yaml`` into frozen, validated dataclasses.
 
 Every stage reads one section of ``params.yaml`` into a config class declared
-with :func:`config`. An unknown key, a missing key, a wrong type or an
-out-of-range value raises :class:`ParamsError` naming the full key
-(``prepare_text.shakespeare.min_freq``), before the stage does any work.
+with :func:`config`. An unknown key, a missing key, a wrong type, an
+out-of-range value or a float that is not finite (``.inf``, ``.nan``) raises
+:class:`ParamsError` naming the full key (``prepare_text.shakespeare.min_freq``),
+on one line, before the stage does any work.
 
 Validation is pydantic's (types, ``Field(gt=0)`` ranges, ``extra="forbid"``);
 the classes stay plain frozen dataclasses, so ``dataclasses.asdict`` works and
@@ -13,17 +14,31 @@ MLflow gets the same dict that ``params.yaml`` holds.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 import yaml
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, TypeAdapter
 
 T = TypeVar("T")
 
-_CONFIG = ConfigDict(extra="forbid")
+# allow_inf_nan: a learning rate of .inf passes every `gt=0` check, then trains to NaN
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _check_device(value: str) -> str:
+    if not _DEVICE.fullmatch(value):
+        raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+    return value
+
+
+# A torch device name that this project can run on; anything else fails at load time.
+Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class ParamsError(ValueError):
@@ -58,7 +73,7 @@ def _describe(err: pydantic.ValidationError, where: str) -> str:
         elif "input" in e and not isinstance(e["input"], Mapping):
             msg = f"{msg} (got {e['input']!r})"
         lines.append(f"{key}: {msg}")
-    return "invalid params:\n  " + "\n  ".join(lines)
+    return "invalid params: " + "; ".join(lines)
 
 
 def read_params(path: str | Path) -> dict:

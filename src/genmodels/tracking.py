@@ -10,8 +10,13 @@ differs from run to run, and DVC's files of the same params and seed must not.
 
 The default MLflow store is the SQLite file ``mlflow.db`` in the working
 directory (the project root under ``dvc repro``); ``MLFLOW_TRACKING_URI``
-points it elsewhere. An HTTP server that does not answer within a few seconds
-is an error, raised before the stage does any work.
+points it elsewhere. A store that cannot be used is an error of one line naming
+the URI, raised within seconds and before the stage does any work: an HTTP
+server that does not answer within a few seconds, or a SQLite file that cannot
+be opened for writing (MLflow itself would retry for about two minutes).
+
+A stage that fails inside its run (a diverged loss, an error, Ctrl-C) leaves no
+metrics or plots file behind: the files the run wrote are removed.
 
     with start_run("train_image@vae", params=cfg_dict, metrics_path=..., plots_path=...) as run:
         run.log({"train/loss": 1.2, "val/loss": 1.3}, step=epoch)
@@ -26,6 +31,7 @@ import io
 import logging
 import math
 import os
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -50,7 +56,11 @@ def tracking_uri() -> str:
 
 
 def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Fail fast, with a clear message, when an HTTP tracking server is down."""
+    """Fail fast, with a clear message, when an HTTP tracking server is down or a SQLite
+    store cannot be opened for writing."""
+    if uri.startswith("sqlite:"):
+        check_sqlite(uri, timeout)
+        return
     if not uri.startswith(("http://", "https://")):
         return
     try:
@@ -62,6 +72,45 @@ def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
             f"MLflow tracking server {uri} is unreachable ({reason}). Start it, or unset "
             "MLFLOW_TRACKING_URI to record runs in the local mlflow.db."
         ) from None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI (None: in memory)."""
+    rest = uri.removeprefix("sqlite:").removeprefix("//")
+    if rest.startswith("/"):
+        rest = rest[1:]  # sqlite:///x.db -> x.db; sqlite:////abs/x.db -> /abs/x.db
+    rest = rest.split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def check_sqlite(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """The SQLite store's folder exists and is writable, and the file (if any) is a database
+    we can write to; else :class:`TrackingError`."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    hint = "Fix the path, or unset MLFLOW_TRACKING_URI to record runs in the local mlflow.db."
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: folder {folder} does not "
+                            f"exist. {hint}")
+    if path.is_dir():
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {path} is a folder. {hint}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: no write permission "
+                            f"for {path if path.exists() else folder}. {hint}")
+    if path.exists():
+        try:  # a file that is not a database, or one locked for longer than the timeout
+            with contextlib.closing(sqlite3.connect(path, timeout=timeout)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.Error as err:
+            raise TrackingError(f"cannot use MLflow tracking store {uri}: {err}. {hint}") from None
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (MLflow's carry SQL and tracebacks)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def git_commit(cwd: str | Path = ".") -> str:
@@ -117,6 +166,7 @@ class Run:
         self.plots_path = plots_path
         self.latest: dict[str, float] = {}
         self.history: dict[int, dict[str, float]] = {}
+        self._written: set[Path] = set()  # the DVC files this run wrote (removed if it fails)
 
     @property
     def run_id(self) -> str:
@@ -162,9 +212,16 @@ class Run:
 
         mlflow.set_tags(dict(tags))
 
+    def discard(self) -> None:
+        """Remove the metrics and plots files this run wrote: a failed stage leaves none."""
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        self._written.clear()
+
     def _write_metrics(self) -> None:
         if self.metrics_path is not None:
             write_json(self.metrics_path, nest(self.latest))
+            self._written.add(self.metrics_path)
 
     def _write_plots(self) -> None:
         if self.plots_path is None:
@@ -178,6 +235,7 @@ class Run:
             writer.writerow([step, *(repr(row[c]) if c in row else "" for c in columns)])
         with atomic_open(self.plots_path) as f:
             f.write(buf.getvalue())
+        self._written.add(self.plots_path)
 
 
 def _quiet_mlflow_logs() -> None:
@@ -221,7 +279,7 @@ def start_run(
     try:
         mlflow.set_experiment(experiment)
     except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
-        raise TrackingError(f"cannot use MLflow tracking store {uri}: {err}") from err
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
     all_tags = {
         "mlflow.source.git.commit": git_commit(),
         "dvc.stage": stage,
@@ -244,4 +302,8 @@ def start_run(
             Path(plots_path) if plots_path else None,
             logged=_metric_history(run_id) if run_id else None,
         )
-        yield run
+        try:
+            yield run
+        except BaseException:
+            run.discard()
+            raise

@@ -8,7 +8,8 @@ source fails, :class:`DownloadError` names the file and each source's reason.
 
 Everything is staged in a temporary folder beside the output and moved into
 place only when every file of every dataset is verified, so a failed run
-leaves no file in the output folder.
+leaves no file in the output folder. A run killed outright (SIGKILL) cannot
+remove its staging folder; the next run does (``io.make_staging``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from genmodels.config import config
 from genmodels.data.sources import RemoteFile
-from genmodels.io import atomic_open
+from genmodels.io import atomic_open, make_staging
 
 CHUNK = 1 << 20
 
@@ -112,8 +112,8 @@ def download_all(
     out.mkdir(parents=True, exist_ok=True)
     files = [f for group in datasets.values() for f in group]
     served = {"mirror": 0, "canonical": 0, "local": 0}
-    with tempfile.TemporaryDirectory(dir=out, prefix=".download-") as tmp:
-        staging = Path(tmp)
+    staging = make_staging(out, ".download-")  # and stale ones of killed runs removed
+    try:
         for file in tqdm(files, desc="download", unit="file"):
             served[fetch(file, staging / file.dataset / file.target, mirror, timeout)] += 1
         for dataset in datasets:
@@ -121,4 +121,6 @@ def download_all(
             if target.exists():
                 shutil.rmtree(target)
             (staging / dataset).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return served

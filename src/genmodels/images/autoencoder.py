@@ -27,6 +27,8 @@ from genmodels.config import config
 from genmodels.speed import ConvTranspose2d, Linear, adam_options, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
+# conv widths: at least one conv (an empty list builds a net the checkpoint code cannot mirror)
+Channels = Annotated[tuple[PositiveInt, ...], pydantic.Field(min_length=1)]
 PositiveFloat = Annotated[float, pydantic.Field(gt=0)]
 
 
@@ -36,7 +38,7 @@ class AutoencoderConfig:
 
     family: Literal["ae", "vae"]
     latent_dim: PositiveInt          # 2 for the pictures; 16 or 32 work too
-    channels: tuple[PositiveInt, ...]  # conv widths, each conv halves the image side
+    channels: Channels  # conv widths, each conv halves the image side
     hidden_dim: Annotated[int, pydantic.Field(ge=0)]  # dense layer before the code; 0: none
     epochs: PositiveInt
     batch_size: PositiveInt

@@ -21,9 +21,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genmodels import distributed
+from genmodels.checkpoints import model_mismatch, read_checkpoint
 from genmodels.config import as_dict, config, from_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
+from genmodels.finite import FiniteGuard, grad_norm
+from genmodels.images.autoencoder import Channels
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
@@ -36,7 +39,7 @@ PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 class ClassifierConfig:
     """``train_classifier`` in params.yaml."""
 
-    channels: tuple[PositiveInt, ...]  # conv widths; each conv is followed by 2x2 max-pooling
+    channels: Channels  # conv widths; each conv is followed by 2x2 max-pooling
     feature_dim: PositiveInt          # width of the penultimate layer (the metric features)
     dropout: Annotated[float, pydantic.Field(ge=0, lt=1)]
     epochs: PositiveInt
@@ -132,6 +135,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
             t0 = time.perf_counter()
             ddp.train()
             order = batches(train_x, cfg.batch_size, gen, cfg.limit_batches)
+            guard = FiniteGuard(f"train_classifier epoch {epoch}")
             for idx in tqdm(itertools.islice(order, done, None), total=steps, initial=done,
                             desc=f"classifier epoch {epoch}", leave=False,
                             disable=not info.is_main):
@@ -144,10 +148,12 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
                 # DDP averages the ranks' gradients; weighting each by its share of the batch
                 # makes that the gradient of the whole batch's mean loss, even if shares differ.
                 (loss * share * info.world_size).backward()
+                norm = grad_norm(model.parameters())
                 opt.step()
                 schedule.step()
                 total += loss.item() * share
                 done, step = done + 1, step + 1
+                guard.check(loss, norm, step)  # a diverged run stops here
                 if resume.due(step):
                     resume.save({"epoch": epoch, "batch": done, "step": step,
                                  "epoch_gen": epoch_gen, "model": model.state_dict(),
@@ -169,8 +175,13 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
 
 
 def load_classifier(path: str | Path) -> Classifier:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = from_dict(ClassifierConfig, ckpt["config"], f"checkpoint {path}")
-    model = Classifier(cfg, ckpt["image_shape"], ckpt["n_classes"])
-    model.load_state_dict(ckpt["state_dict"])
+    """The classifier of a checkpoint; :class:`~genmodels.checkpoints.CheckpointError`
+    (one line) for anything else."""
+    ckpt = read_checkpoint(path, "classifier")
+    try:
+        cfg = from_dict(ClassifierConfig, ckpt["config"], f"checkpoint {path}")
+        model = Classifier(cfg, ckpt["image_shape"], ckpt["n_classes"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, TypeError, KeyError) as err:
+        raise model_mismatch(path, err, "a classifier checkpoint") from None
     return model.eval()

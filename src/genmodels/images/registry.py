@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from genmodels.checkpoints import model_mismatch, read_checkpoint
 from genmodels.config import ParamsError, as_dict, from_dict, read_params
 from genmodels.images.autoencoder import VAE, Autoencoder, AutoencoderConfig, ImageModel
 from genmodels.images.vaegan import VAEGAN, VAEGANConfig
@@ -32,7 +31,7 @@ def config_from_dict(data: Any, where: str):
         raise ParamsError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
     family = data.get("family")
     if family not in FAMILIES:
-        raise ParamsError(f"invalid params:\n  {where}.family: unknown family {family!r} "
+        raise ParamsError(f"invalid params: {where}.family: unknown family {family!r} "
                           f"(expected one of {', '.join(FAMILIES)})")
     return from_dict(FAMILIES[family][0], data, where)
 
@@ -56,9 +55,14 @@ def save_checkpoint(model: ImageModel, image_shape, path: str | Path, **extra) -
 
 
 def load_checkpoint(path: str | Path) -> tuple[ImageModel, dict]:
-    """Rebuild the model from a checkpoint; returns (model in eval mode, checkpoint dict)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = config_from_dict(ckpt["config"], f"checkpoint {path}")
-    model = build_model(cfg, ckpt["image_shape"])
-    model.load_state_dict(ckpt["state_dict"])
+    """Rebuild the model from a checkpoint; returns (model in eval mode, checkpoint dict).
+    :class:`~genmodels.checkpoints.CheckpointError` (one line) for anything else, including
+    a checkpoint of another kind and one with non-finite weights."""
+    ckpt = read_checkpoint(path, "image")
+    try:
+        cfg = config_from_dict(ckpt["config"], f"checkpoint {path}")
+        model = build_model(cfg, ckpt["image_shape"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError, TypeError, KeyError) as err:
+        raise model_mismatch(path, err, "an image-model checkpoint") from None
     return model.eval(), ckpt

@@ -12,7 +12,14 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from genmodels.tracking import DEFAULT_EXPERIMENT, Run, check_reachable, tracking_uri
+from genmodels.tracking import (
+    DEFAULT_EXPERIMENT,
+    Run,
+    TrackingError,
+    check_reachable,
+    one_line,
+    tracking_uri,
+)
 
 
 @contextlib.contextmanager
@@ -23,7 +30,10 @@ def reopen_run(run_id: str | None, stage: str, metrics_path: str | Path | None =
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
     if run_id is not None:
         try:
             mlflow.MlflowClient().get_run(run_id)
@@ -33,4 +43,9 @@ def reopen_run(run_id: str | None, stage: str, metrics_path: str | Path | None =
             run_id = None
     name = None if run_id else stage
     with mlflow.start_run(run_id=run_id, run_name=name, tags={"dvc.stage": stage}) as active:
-        yield Run(active, Path(metrics_path) if metrics_path else None, None)
+        run = Run(active, Path(metrics_path) if metrics_path else None, None)
+        try:
+            yield run
+        except BaseException:
+            run.discard()  # a failed stage leaves no metrics file
+            raise

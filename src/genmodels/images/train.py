@@ -27,6 +27,7 @@ from genmodels.config import as_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.export import ImageGenerator, image_example, log_model
+from genmodels.finite import FiniteGuard, GradNorms
 from genmodels.images.autoencoder import Autoencoder, ImageModel
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.images.registry import build_model, save_checkpoint
@@ -97,6 +98,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
     distributed.seed_noise(cfg.seed, info)
     distributed.broadcast_(model.state_dict().values(), info)
     averager = distributed.GradientAverager(optimizers, info)
+    norms = GradNorms(optimizers)  # each optimizer's gradient norm, after the averaging
 
     at = resume.state or {"epoch": 1, "step": 0}  # where a killed run stopped, if any
     if resume.state:
@@ -124,6 +126,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
             bar = tqdm(itertools.islice(order, done, None), total=steps, initial=done,
                        desc=f"{stage} epoch {epoch}/{cfg.epochs}", leave=False,
                        disable=not info.is_main)
+            guard = FiniteGuard(f"{stage} epoch {epoch}")
             for idx in bar:
                 x = train_x[shard(idx, info)].to(device)  # this rank's share of the batch
                 averager.share = len(x) / len(idx)
@@ -132,6 +135,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
                 for k, v in terms.items():  # weighted so that the ranks' sums add up to
                     sums[k] = sums.get(k, 0.0) + v * len(x) / len(idx)  # the batch mean
                 done, step = done + 1, step + 1
+                guard.check(terms["loss"], norms.pop(), step)  # a diverged run stops here
                 bar.set_postfix(loss=f"{terms['loss']:.2f}")
                 if resume.due(step):
                     resume.save({"epoch": epoch, "batch": done, "step": step,

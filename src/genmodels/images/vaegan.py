@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from genmodels.config import config
 from genmodels.images.autoencoder import (
+    Channels,
     ConvDecoder,
     ConvEncoder,
     ImageModel,
@@ -45,9 +46,9 @@ class VAEGANConfig:
 
     family: Literal["vaegan"]
     latent_dim: PositiveInt            # 128 in the workshop
-    channels: tuple[PositiveInt, ...]  # encoder/decoder conv widths
+    channels: Channels  # encoder/decoder conv widths
     hidden_dim: Annotated[int, pydantic.Field(ge=0)]
-    disc_channels: tuple[PositiveInt, ...]  # discriminator conv widths; the last is Dis_l
+    disc_channels: Channels  # discriminator conv widths; the last is Dis_l
     gamma: PositiveFloat               # weight of L_llike against L_GAN for the decoder
     beta: PositiveFloat                # weight of L_prior in the encoder loss (1: Larsen et al.)
     epochs: PositiveInt

@@ -27,9 +27,10 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from genmodels import distributed
-from genmodels.config import config
+from genmodels.config import Device, config
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
+from genmodels.finite import FiniteGuard, perplexity
 from genmodels.resume import Resume, rng_state, set_rng_state, to_device
 from genmodels.speed import adam_options
 from genmodels.text.data import (
@@ -63,7 +64,11 @@ class TrainSettings:
     unk_alpha: Annotated[float, Field(ge=0)] = 0.0
     max_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
     seed: int = 0
-    device: str = "auto"  # cuda, then mps, else cpu
+    device: Device = "auto"  # cuda, then mps, else cpu
+
+    def __post_init__(self):
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
 
 
 @config
@@ -111,9 +116,9 @@ def evaluate_stream(
     sums = reduce_sum({"loss": total_loss, "known_loss": known_loss, "top1": top1, "top5": top5,
                        "count": count, "known": known}, info)
     mean = sums["loss"] / sums["count"]
-    return {"loss": mean, "ppl": math.exp(mean), "acc": sums["top1"] / sums["count"],
+    return {"loss": mean, "ppl": perplexity(mean), "acc": sums["top1"] / sums["count"],
             "top5": sums["top5"] / sums["count"],
-            "ppl_known": math.exp(sums["known_loss"] / max(1, sums["known"])),
+            "ppl_known": perplexity(sums["known_loss"] / max(1, sums["known"])),
             "unk_share": 1 - sums["known"] / sums["count"]}
 
 
@@ -139,6 +144,7 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
     device, before, t0 = data.device, p.count, time.perf_counter()
     bar = tqdm(itertools.islice(windows(data, s.bptt), p.window, n), total=n, initial=p.window,
                desc=desc, leave=False, disable=not info.is_main)
+    guard = FiniteGuard(desc)  # a NaN or infinite loss or gradient norm stops the run
     for x, y in bar:
         for group in opt.param_groups:
             group["lr"] = get_lr(step, total, s)
@@ -147,8 +153,9 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
         p.carry = inner.detach_state(state)  # truncated BPTT: keep the values, drop the graph
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
         opt.step()
+        guard.check(loss, norm, step + 1)
         step += 1
         p.window += 1
         p.loss_sum += loss.item() * y.numel()
@@ -165,7 +172,7 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
     sums = reduce_sum({"loss": p.loss_sum, "count": p.count, "new": p.count - before,
                        "correct": p.correct or 0}, info)
     mean = sums["loss"] / sums["count"]
-    metrics = {"loss": mean, "ppl": math.exp(mean), "tokens_per_s": sums["new"] / seconds}
+    metrics = {"loss": mean, "ppl": perplexity(mean), "tokens_per_s": sums["new"] / seconds}
     if p.correct is not None:
         metrics["acc"] = sums["correct"] / sums["count"]
     return metrics, step
