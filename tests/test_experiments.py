@@ -17,9 +17,11 @@ def test_report_lists_every_model_and_every_image_link_resolves(tiny_pipeline):
         assert f"| `{name}` |" in page, name
     assert "| train vs test (floor) |" in page
     for name, entry in params["train_text"].items():
-        assert f"| `{name}` | {entry['corpus']} |" in page, name
-        assert f"| Kneser-Ney n-gram | {entry['corpus']} |" in page
-        assert f"| unigram | {entry['corpus']} |" in page
+        assert f"### `{entry['corpus']}`" in page, entry["corpus"]  # one section per corpus
+        assert f"| `{name}` |" in page, name
+    assert "| Kneser-Ney (order 3, same `<unk>` treatment) |" in page  # the fair baselines
+    assert "| unigram (same `<unk>` treatment) |" in page
+    assert "Prompt:" in page  # one whole prompted sample per model
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
     # four or more figures per image model, a loss curve per text model, the map
     assert len(links) >= 4 * len(params["train_image"]) + len(params["train_text"]) + 1
