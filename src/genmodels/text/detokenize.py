@@ -5,6 +5,10 @@ attaches to the word before it, an opening quote to the word after it, ``<nl>``
 becomes a line break (``newline="line"``) or a blank line between paragraphs
 (``"paragraph"``), and sentences, lines and the word "i" get a capital.
 ``tokenize(detokenize(tokens, nl), nl) == tokens`` for tokens without ``<eos>``.
+
+:class:`Detokenizer` does the same one token at a time, for text printed as it is
+generated: each token's text (with the space before it) depends only on the tokens
+before it, so the pieces joined are exactly :func:`detokenize`'s string.
 """
 
 from __future__ import annotations
@@ -17,36 +21,40 @@ _ATTACH_LEFT = {".", ",", "?", "!", ":", ";"}
 _SENTENCE_END = {".", "?", "!"}
 
 
+class Detokenizer:
+    """``feed(token) -> str``: the text one token adds; ``<eos>`` ends a story with a blank line."""
+
+    def __init__(self, newline: str = "line"):
+        if newline not in ("line", "paragraph"):
+            raise ValueError(f"newline must be 'line' or 'paragraph', got {newline!r}")
+        self.line_break = "\n" if newline == "line" else "\n\n"
+        self.at_line_start, self.capital, self.quote_open, self.glue_next = True, True, False, False
+
+    def feed(self, tok: str) -> str:
+        if tok in (NL, EOS):
+            self.at_line_start, self.capital, self.quote_open, self.glue_next = True, True, False, False
+            return self.line_break if tok == NL else "\n\n"
+        if tok == '"':
+            space = not (self.at_line_start or self.glue_next) and not self.quote_open
+            if self.quote_open:  # a closing quote hugs the word before it; '"Come!" he cried'
+                text = '"'
+                self.capital = False
+            else:
+                text = (" " if space else "") + '"'
+                self.glue_next = True
+            self.quote_open = not self.quote_open
+            self.at_line_start = False
+            return text
+        word = tok
+        if self.capital or word == "i" or word.startswith("i'"):
+            word = word[:1].upper() + word[1:]
+        glued = tok in _ATTACH_LEFT or self.at_line_start or self.glue_next
+        self.capital = tok in _SENTENCE_END or (self.capital and tok in _ATTACH_LEFT)
+        self.at_line_start, self.glue_next = False, False
+        return word if glued else " " + word
+
+
 def detokenize(tokens: Iterable[str], newline: str = "line") -> str:
     """Join ``tokens`` into text; ``<eos>`` ends a story with a blank line."""
-    if newline not in ("line", "paragraph"):
-        raise ValueError(f"newline must be 'line' or 'paragraph', got {newline!r}")
-    line_break = "\n" if newline == "line" else "\n\n"
-    out: list[str] = []
-    at_line_start, capital, quote_open, glue_next = True, True, False, False
-    for tok in tokens:
-        if tok in (NL, EOS):
-            out.append(line_break if tok == NL else "\n\n")
-            at_line_start, capital, quote_open, glue_next = True, True, False, False
-            continue
-        word = tok
-        if tok == '"':
-            space = not (at_line_start or glue_next) and not quote_open
-            if quote_open:  # a closing quote hugs the word before it; '"Come!" he cried'
-                out.append('"')
-                capital = False
-            else:
-                out.append((" " if space else "") + '"')
-                glue_next = True
-            quote_open = not quote_open
-            at_line_start = False
-            continue
-        if capital or word == "i" or word.startswith("i'"):
-            word = word[:1].upper() + word[1:]
-        if tok in _ATTACH_LEFT or at_line_start or glue_next:
-            out.append(word)
-        else:
-            out.append(" " + word)
-        capital = tok in _SENTENCE_END or (capital and tok in _ATTACH_LEFT)
-        at_line_start, glue_next = False, False
-    return "".join(out)
+    d = Detokenizer(newline)
+    return "".join(d.feed(tok) for tok in tokens)
