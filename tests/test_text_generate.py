@@ -101,29 +101,16 @@ def test_same_seed_same_sample_other_seed_other_sample():
     assert not torch.equal(gen(0), gen(1))
 
 
-class CountingLM(torch.nn.Module):
-    """Wraps a model and records the length of every input it is given."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.lengths = model, []
-
-    def forward(self, idx, targets=None, state=None):
-        self.lengths.append(idx.size(1))
-        return self.model(idx, targets, state)
-
-
 @pytest.mark.parametrize("arch, settings", [
     ("rnn", {"cell": "gru", "n_embd": 8, "n_hidden": 8}),
     ("transformer", {"n_embd": 8, "n_head": 2, "n_layer": 1, "context": 4}),
 ])
 def test_each_new_token_is_one_step(arch, settings):
-    from genmodels.text.generate import LanguageModel
-
     _, model = build_model(arch, settings, VOCAB)
-    counting = CountingLM(model)
-    LanguageModel.generate(counting, torch.tensor([[3, 4, 5]]), 8, temperature=1.0)
-    assert counting.lengths == [3] + [1] * 7  # the prompt once, then one token a step
+    lengths, hidden = [], model.hidden  # record the length of every input the model reads
+    model.hidden = lambda idx, state=None: (lengths.append(idx.size(1)), hidden(idx, state))[1]
+    model.generate(torch.tensor([[3, 4, 5]]), 8, temperature=1.0)
+    assert lengths == [3] + [1] * 7  # the prompt once, then one token a step
 
 
 def test_prompt_unknown_words_warn_and_empty_prompt_is_unprompted(caplog):

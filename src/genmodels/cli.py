@@ -6,7 +6,9 @@
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
 (``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
-``--words`` is 1 to 100000 tokens. Errors (a bad checkpoint, bad sampling
+``--words`` is 1 to 100000 tokens, printed as they are generated. A prompt longer than
+the model reads (the Transformer's ``context``, 1024 tokens for a recurrent model) is
+cut to its last tokens, with a warning, and only that part is echoed. Errors (a bad checkpoint, bad sampling
 settings) are one line and exit status 2; Ctrl-C ends with one line, status 130.
 """
 
@@ -49,10 +51,14 @@ def _generate(args: argparse.Namespace) -> int:
     newline = ckpt.get("newline", "line")
     gen = seed_everything(args.seed)
 
+    def write(text: str) -> None:  # each token's text as soon as it is drawn
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
     def answer(prompt: str) -> None:
-        text = complete(model, itos, prompt, args.words, args.temperature, args.top_k,
-                        args.top_p, gen, newline)
-        print(text, flush=True)
+        complete(model, itos, prompt, args.words, args.temperature, args.top_k, args.top_p, gen,
+                 newline, write=write)
+        print(flush=True)
 
     if not args.interactive:
         answer(args.prompt)

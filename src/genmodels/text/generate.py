@@ -114,8 +114,79 @@ def never_sample(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     return logits
 
 
+# Prompts are read this many tokens a call, the state carried between calls, so that
+# reading costs memory for one chunk whatever the prompt's length.
+READ_CHUNK = 256
+
+
+def cut_prompt(seq, limit: int):
+    """The last ``limit`` items of ``seq`` (a list, or a tensor along dim 1), with a one-line
+    warning when that drops any."""
+    n = seq.size(1) if isinstance(seq, torch.Tensor) else len(seq)
+    if n <= limit:
+        return seq
+    log.warning("prompt of %d tokens cut to its last %d: the model reads no further back", n, limit)
+    return seq[:, -limit:] if isinstance(seq, torch.Tensor) else seq[-limit:]
+
+
+def check_prompt(idx: torch.Tensor) -> None:
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
+
+
 class LanguageModel(nn.Module):
-    """Base class: subclasses define ``forward`` and ``detach_state``."""
+    """Base class: subclasses define ``forward`` and ``detach_state``, and may define
+    ``next_logits`` (cheaper) and ``prompt_limit``."""
+
+    # Prompt tokens a model reads (more are cut, with a warning). A recurrent model could
+    # read any length, but what it keeps of a token fades within a few dozen steps
+    # (Khandelwal et al. 2018 measured an LSTM LM using ~200 tokens of context, word order
+    # only within ~50), and every token costs a step: 1024 keeps all the model uses and
+    # bounds the time. The Transformer reads as far back as its cache (``context``).
+    prompt_limit: int = 1024
+
+    def next_logits(self, idx: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """Logits (B, V) for the token after ``idx`` (B, T), and the new state. Models that
+        can apply their output layer to the last position alone override this."""
+        logits, _, state = self(idx, state=state)
+        return logits[:, -1], state
+
+    @torch.inference_mode()  # (on a generator: in force while it runs, not between tokens)
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        banned: tuple[int, ...] = (UNK_ID,),
+    ):
+        """Yield ``max_new_tokens`` new ids (B,), one at a time, continuing ``idx`` (B, T).
+
+        The prompt is cut to its last :attr:`prompt_limit` tokens (``cut_prompt``) and read
+        :data:`READ_CHUNK` tokens a call with the state carried, only the last position
+        going through the output layer; each new token is then one call on a (B, 1) input.
+        Ids in ``banned`` (``<unk>``) are never generated (``never_sample``). Nothing grows
+        with the prompt or with the number of tokens.
+        """
+        check_sampling(temperature, top_k, top_p)
+        check_prompt(idx)
+        was_training = self.training
+        self.eval()
+        try:
+            idx, state = cut_prompt(idx, self.prompt_limit), None
+            for chunk in idx.split(READ_CHUNK, dim=1):  # the prompt, on every thread
+                logits, state = self.next_logits(chunk, state)  # (B, V)
+            with threads(1):  # then one small step a token
+                for i in range(max_new_tokens):
+                    nxt = sample_next(never_sample(logits, banned), temperature, top_k, top_p,
+                                      generator)  # (B,)
+                    yield nxt
+                    if i + 1 < max_new_tokens:
+                        logits, state = self.next_logits(nxt[:, None], state)  # (B, V)
+        finally:
+            self.train(was_training)
 
     @torch.inference_mode()
     def generate(
@@ -128,28 +199,17 @@ class LanguageModel(nn.Module):
         generator: torch.Generator | None = None,
         banned: tuple[int, ...] = (UNK_ID,),
     ) -> torch.Tensor:
-        """Continue each row of ``idx`` (B, T), T >= 1, by ``max_new_tokens`` tokens.
-
-        Returns (B, T + max_new_tokens). The prompt is read in one call; each new
-        token is then one call on a (B, 1) input with the carried state. Ids in
-        ``banned`` (``<unk>``) are never generated (``never_sample``).
-        """
-        check_sampling(temperature, top_k, top_p)
-        if idx.dim() != 2 or idx.size(1) == 0:
-            raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
-        was_training = self.training
-        self.eval()
-        out = [idx]
-        logits, _, state = self(idx)  # (B, T, V): the prompt at once, on every thread
-        with threads(1):  # then one small step a token
-            for i in range(max_new_tokens):
-                last = never_sample(logits[:, -1, :], banned)  # (B, V)
-                nxt = sample_next(last, temperature, top_k, top_p, generator)  # (B,)
-                out.append(nxt[:, None])
-                if i + 1 < max_new_tokens:
-                    logits, _, state = self(nxt[:, None], state=state)  # (B, 1, V)
-        self.train(was_training)
-        return torch.cat(out, dim=1)
+        """Continue each row of ``idx`` (B, T), T >= 1, by ``max_new_tokens`` tokens: the
+        prompt as read (its last :attr:`prompt_limit` tokens at most, T' of them) and the new
+        tokens, (B, T' + max_new_tokens). See :meth:`stream`."""
+        check_prompt(idx)
+        idx = cut_prompt(idx, self.prompt_limit)
+        out = idx.new_empty(idx.size(0), idx.size(1) + max_new_tokens)  # filled as drawn
+        out[:, : idx.size(1)] = idx
+        new = self.stream(idx, max_new_tokens, temperature, top_k, top_p, generator, banned)
+        for i, nxt in enumerate(new):
+            out[:, idx.size(1) + i] = nxt
+        return out
 
 
 def tokens_per_second(
@@ -169,12 +229,16 @@ def tokens_per_second(
     return batch * n_tokens / best
 
 
-def encode_prompt(prompt: str, stoi: dict[str, int], newline: str = "line") -> list[int]:
-    """Prompt text -> ids. Words outside the vocabulary become ``<unk>`` with a warning
-    naming them; an empty prompt is unprompted generation (it starts after a ``<nl>``)."""
+def encode_prompt(prompt: str, stoi: dict[str, int], newline: str = "line",
+                  limit: int | None = None) -> list[int]:
+    """Prompt text -> ids, its last ``limit`` tokens if given (``cut_prompt``). Words outside
+    the vocabulary become ``<unk>`` with a warning naming them; an empty prompt is
+    unprompted generation (it starts after a ``<nl>``)."""
     from genmodels.data.text import NL, UNK, tokenize
 
     tokens = tokenize(prompt, newline)
+    if limit is not None:
+        tokens = cut_prompt(tokens, limit)
     unknown = list(dict.fromkeys(t for t in tokens if t not in stoi))
     if unknown:
         log.warning("prompt words not in the vocabulary, read as %s: %s", UNK, ", ".join(unknown))
@@ -191,22 +255,33 @@ def complete(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     newline: str = "line",
-) -> str:
+    write=None,
+) -> str | None:
     """Prompt text in, prompt plus ``n_tokens`` generated tokens out, as readable text
-    (it stops early at ``<eos>``)."""
+    (it stops early at ``<eos>``). A prompt longer than the model's ``prompt_limit`` is cut
+    to its last tokens, with a warning, and only the part read is given back.
+
+    With ``write`` (e.g. ``sys.stdout.write``) the text goes there piece by piece, each
+    token's as soon as it is drawn (``Detokenizer``), nothing is kept, and the return is
+    None; the pieces joined are the string returned without it.
+    """
     from genmodels.data.text import EOS, NL
-    from genmodels.text.detokenize import detokenize
+    from genmodels.text.detokenize import Detokenizer
 
     stoi = {t: i for i, t in enumerate(itos)}
-    ids = encode_prompt(prompt, stoi, newline)
-    out = model.generate(torch.tensor([ids]), n_tokens, temperature, top_k, top_p, generator)
-    new = [itos[i] for i in out[0, len(ids) :].tolist()]
-    if EOS in new:
-        new = new[: new.index(EOS)]
-    start = [itos[i] for i in ids]
-    if start == [NL] and not tokenize_is_nl(prompt):
-        start = []  # the <nl> that stood for "no prompt"
-    return detokenize(start + new, newline)
+    ids = encode_prompt(prompt, stoi, newline, model.prompt_limit)
+    detok, pieces = Detokenizer(newline), []
+    put = write or pieces.append
+    if not (ids == [stoi[NL]] and not tokenize_is_nl(prompt)):  # else: the <nl> of "no prompt"
+        put("".join(detok.feed(itos[i]) for i in ids))
+    new = model.stream(torch.tensor([ids]), n_tokens, temperature, top_k, top_p, generator)
+    for nxt in new:
+        token = itos[nxt.item()]
+        if token == EOS:
+            break
+        put(detok.feed(token))
+    new.close()  # (at <eos>: restores the thread count and training mode now)
+    return None if write else "".join(pieces)
 
 
 def tokenize_is_nl(prompt: str) -> bool:

@@ -85,6 +85,16 @@ class RNNLM(LanguageModel):
 
     def forward(self, idx, targets=None, state=None):
         # idx (B, T) token ids; state: the recurrent state carried from the previous window
+        h, state = self.hidden(idx, state)  # (B, T, H)
+        return output(self.head, h, targets, self.training) + (state,)
+
+    def next_logits(self, idx, state=None):
+        """(B, V) logits after ``idx`` (B, T): the output layer on the last position only."""
+        h, state = self.hidden(idx, state)
+        return self.head.full_logits(h[:, -1]), state
+
+    def hidden(self, idx, state=None):
+        """(B, T) ids -> the inputs of the output layer (B, T, H), and the new state."""
         x = self.dropout(self.embedding(idx))  # (B, T, C)
         if idx.size(1) == 1 and not self.training:
             out, state = self.step(x, state)  # generation: one token a call
@@ -92,7 +102,7 @@ class RNNLM(LanguageModel):
             out, state = torch.func.functional_call(self.rnn, self.dropped_weights(), (x, state))
         else:
             out, state = self.rnn(x, state)  # (B, T, H)
-        return output(self.head, self.dropout(out), targets, self.training) + (state,)
+        return self.dropout(out), state
 
     def embedding(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, T, C); in training, ``embed_dropout`` zeroes whole rows (words)

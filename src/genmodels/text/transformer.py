@@ -172,7 +172,26 @@ class TransformerLM(LanguageModel):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, 0.0, 0.02)
 
+    @property
+    def prompt_limit(self) -> int:
+        """Prompt tokens read: the cache's size. A new token attends to the last ``context``
+        keys only; what lay further back could reach it only through the keys of deeper
+        layers (Transformer-XL's reach of n_layer x context), faintly, and at the cost of
+        reading all of it."""
+        return self.config.context
+
     def forward(self, idx, targets=None, state=None):
+        h, state = self.hidden(idx, state)
+        logits, loss = output(self.head, h, targets, self.training)  # (B, T, V)
+        return logits, loss, state
+
+    def next_logits(self, idx, state=None):
+        """(B, V) logits after ``idx`` (B, T): the output layer on the last position only."""
+        h, state = self.hidden(idx, state)
+        return self.head.full_logits(h[:, -1]), state
+
+    def hidden(self, idx, state=None):
+        """(B, T) ids -> the inputs of the output layer (B, T, C), and the new state."""
         B, T = idx.shape
         start, caches = state if state is not None else (0, [None] * len(self.blocks))
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
@@ -185,8 +204,7 @@ class TransformerLM(LanguageModel):
         for block, cache in zip(self.blocks, caches, strict=True):
             x, cache = block(x, rope, cache, mask)
             new_caches.append(cache)
-        logits, loss = output(self.head, self.ln_f(x), targets, self.training)  # (B, T, V)
-        return logits, loss, (start + T, new_caches)
+        return self.ln_f(x), (start + T, new_caches)
 
     @staticmethod
     def detach_state(state):
