@@ -513,3 +513,23 @@ def test_a_killed_download_leaves_a_folder_the_next_run_removes(tmp_path):
     assert staging.exists()
     download_all({}, tmp_path / "raw", None, timeout=1)  # the next run
     assert list((tmp_path / "raw").iterdir()) == []
+
+
+# --- 6. A split shorter than one window ------------------------------------------------------
+
+@pytest.mark.parametrize("split, keep, counts", [
+    ("train", 30, "the train split has 30 tokens, fewer than one training window: "
+                  "batch_size 4 x (bptt 8 + 1) (36)"),
+    ("val", 3, "the val split has 3 tokens, fewer than one validation window: "
+               "eval_batch_size 2 x 2 (4)"),
+])
+def test_a_split_shorter_than_one_window_is_refused_before_training(corpus, tmp_path, split, keep,
+                                                                     counts):
+    path = corpus / f"{split}.pt"
+    torch.save({"ids": torch.load(path)["ids"][:keep]}, path)
+    cfg = TrainTextConfig(corpus="c", arch="transformer", model=TEXT_MODEL,
+                          train=TrainSettings(**TEXT_TRAIN))
+    with pytest.raises(ValueError) as err:
+        train_text(cfg, corpus, tmp_path / "m.pt", name="x")
+    assert str(err.value) == f"corpus {corpus}: {counts}; use a longer corpus or smaller batches"
+    assert not (tmp_path / "m.pt").exists()

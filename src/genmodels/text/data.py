@@ -38,6 +38,13 @@ def load_vocab(folder: str | Path) -> Vocab:
     return Vocab.load(path)
 
 
+def require_tokens(folder: str | Path, split: str, ids: torch.Tensor, need: int, window: str) -> None:
+    """Refuse a split shorter than one window: ``ValueError`` naming the corpus and the counts."""
+    if ids.numel() < need:
+        raise ValueError(f"corpus {folder}: the {split} split has {ids.numel()} tokens, fewer than "
+                         f"one {window} ({need}); use a longer corpus or smaller batches")
+
+
 def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
     """(N,) -> (B, N // B): B contiguous columns, the remainder dropped."""
     n = ids.numel() // batch_size

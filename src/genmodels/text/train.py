@@ -39,6 +39,7 @@ from genmodels.text.data import (
     load_vocab,
     n_windows,
     replace_rare,
+    require_tokens,
     windows,
 )
 from genmodels.text.generate import LanguageModel
@@ -224,9 +225,13 @@ def train(
                          f"{info.world_size} ranks, and eval_batch_size at least that many")
     gen = seed_everything(s.seed)  # the data generator (word dropout): the same on every rank
     vocab = load_vocab(data_dir)
-    train_ids = load_split(data_dir, "train")
+    train_ids, val_ids = load_split(data_dir, "train"), load_split(data_dir, "val")
+    require_tokens(data_dir, "train", train_ids, s.batch_size * (s.bptt + 1),
+                   f"training window: batch_size {s.batch_size} x (bptt {s.bptt} + 1)")
+    require_tokens(data_dir, "val", val_ids, s.eval_batch_size * 2,
+                   f"validation window: eval_batch_size {s.eval_batch_size} x 2")
     counts = torch.bincount(train_ids, minlength=len(vocab))  # (V,) training counts
-    val_data = shard(batchify(load_split(data_dir, "val"), s.eval_batch_size), info).to(device)
+    val_data = shard(batchify(val_ids, s.eval_batch_size), info).to(device)
     model_cfg, model = build_model(cfg.arch, cfg.model, list(vocab.itos), f"{name}.model")
     model.to(device)
     ddp = distributed.wrap(model, info, device)
