@@ -3,6 +3,8 @@
     genmodels generate --model lstm --corpus sherlock --prompt "sherlock woke up and saw" \\
         --words 200 --temperature 0.5 --seed 0
     genmodels generate --model lstm --corpus shakespeare --interactive   # a prompt a line, until EOF
+    genmodels generate --checkpoint models:/genmodels-lstm_sherlock@champion --prompt "holmes"
+    genmodels promote lstm_sherlock     # alias champion to the candidate if its test ppl is lower
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
 (``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
@@ -38,16 +40,33 @@ def word_count(text: str) -> int:
     return n
 
 
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    """``--checkpoint`` (a file, or a registered model ``models:/genmodels-<entry>@champion``
+    whose training checkpoint is downloaded), else the pipeline's ``<model>_<corpus>``."""
+    if args.checkpoint and args.checkpoint.startswith("models:/"):
+        from genmodels.model_registry import download_checkpoint
+
+        return download_checkpoint(args.checkpoint)
+    path = Path(args.checkpoint or CHECKPOINT.format(name=f"{args.model}_{args.corpus}"))
+    if not path.is_file():
+        raise SystemExit(f"no checkpoint at {path}: run `dvc repro train_text` first, or pass --checkpoint")
+    return path
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from genmodels.model_registry import promote
+
+    print(promote(args.entry).message)
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from genmodels.device import seed_everything
     from genmodels.text.generate import check_sampling, complete
     from genmodels.text.registry import load_checkpoint
 
     check_sampling(args.temperature, args.top_k, args.top_p)
-    path = Path(args.checkpoint or CHECKPOINT.format(name=f"{args.model}_{args.corpus}"))
-    if not path.is_file():
-        raise SystemExit(f"no checkpoint at {path}: run `dvc repro train_text` first, or pass --checkpoint")
-    model, itos, ckpt = load_checkpoint(path)
+    model, itos, ckpt = load_checkpoint(checkpoint_path(args))
     newline = ckpt.get("newline", "line")
     gen = seed_everything(args.seed)
 
@@ -78,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="continue a prompt with a trained language model")
     g.add_argument("--model", default="lstm", help="model part of the train_text entry (lstm)")
     g.add_argument("--corpus", default="shakespeare", help="corpus part of the entry (sherlock)")
-    g.add_argument("--checkpoint", help="a checkpoint path instead of the pipeline's")
+    g.add_argument("--checkpoint", help="a checkpoint path instead of the pipeline's, or a "
+                   "registered model: models:/genmodels-<entry>@champion")
     g.add_argument("--prompt", default="", help="text to continue; empty = unprompted")
     g.add_argument("--interactive", "-i", action="store_true", help="read prompts from stdin until EOF")
     g.add_argument("--words", type=word_count, default=100,
@@ -88,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=1.0, help="1 = off")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_generate)
+    p = sub.add_parser("promote", help="alias champion to the candidate if its test metric is "
+                       "lower (models genmodels-<entry> in the MLflow registry)")
+    p.add_argument("entry", help="train_text or train_image entry, e.g. lstm_shakespeare, vae")
+    p.set_defaults(func=_promote)
     return parser
 
 

@@ -31,6 +31,7 @@ from genmodels.finite import FiniteGuard, GradNorms
 from genmodels.images.autoencoder import Autoencoder, ImageModel
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.images.registry import build_model, save_checkpoint
+from genmodels.model_registry import register
 from genmodels.resume import Resume, rng_state, set_rng_state
 
 N_FIXED = 64  # images in each per-epoch sample grid (8 x 8)
@@ -164,6 +165,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
         if info.is_main:
             save_checkpoint(model.cpu(), image_shape, checkpoint, run_id=run.run_id)
             # The generator (noise -> images) as an MLflow model: pyfunc.load_model / models serve.
-            log_model(ImageGenerator(model), image_example(cfg.latent_dim))
+            logged = log_model(ImageGenerator(model), image_example(cfg.latent_dim))
+            register(stage.partition("@")[2] or stage, "image", logged.model_uri, checkpoint)
         resume.finish()
         return dict(run.latest)

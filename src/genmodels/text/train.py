@@ -290,10 +290,12 @@ def train(
                         unk_alpha=s.unk_alpha, run_id=run_id)
         if run_id:  # next-token log-probs, of a model fresh from the checkpoint
             from genmodels.export import NextTokenLogProbs, log_model, text_example
+            from genmodels.model_registry import register
             from genmodels.text.registry import load_checkpoint
 
             best_model = load_checkpoint(model_out)[0]
-            log_model(NextTokenLogProbs(best_model), text_example(len(vocab), length=s.bptt))
+            logged = log_model(NextTokenLogProbs(best_model), text_example(len(vocab), length=s.bptt))
+            register(name, "text", logged.model_uri, model_out)  # genmodels-<name>@candidate
     summary = {"best/epoch": best["epoch"], "best/val_loss": best["val"]["loss"],
                "best/val_ppl": best["val"]["ppl"], "params": n_params}
     if run is not None:
