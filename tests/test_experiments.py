@@ -1,9 +1,14 @@
 """The whole pipeline, tiny: the results page, and experiments that re-run only what they touch."""
 
+import json
+import os
 import re
+import subprocess
+import time
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from conftest import run_dvc
 
@@ -49,3 +54,60 @@ def test_changing_one_models_param_marks_only_its_stages_stale(tiny_pipeline):
     # train_text@lstm_shakespeare re-runs; evaluate/render follow once its checkpoint changes;
     # the report lists every model's params.
     assert stale == {"train_text@lstm_shakespeare", "report"}, stale
+
+
+GIT_ID = {k: "genmodels tests" for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")} | {
+    k: "tests@genmodels" for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")}
+
+
+def wait_for_queue(project, timeout: float = 1200) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; its last output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run_dvc(project, "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
+
+
+def test_queued_experiments_carry_their_name_into_mlflow(tiny_pipeline, mirror):
+    """Two queued experiments run; `dvc exp show` lists their MLflow run ids, and those
+    runs carry the experiment's name (tag dvc.exp), as does the registered model."""
+    project = tiny_pipeline
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    names = [m.name for m in client.search_registered_models()]
+    candidates = {n: client.get_model_version_by_alias(n, "candidate").version for n in names}
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "tiny baseline"], cwd=project, check=True,
+                   env={**os.environ, **GIT_ID})
+    env = {"OMP_NUM_THREADS": "1", **GIT_ID}
+    exps = {"drop0": "0.0", "drop2": "0.2"}
+    try:
+        for name, dropout in exps.items():
+            run_dvc(project, "exp", "run", "--queue", "-n", name, "-S",
+                    f"train_text.lstm_shakespeare.model.dropout={dropout}", extra_env=env)
+        run_dvc(project, "queue", "start", extra_env=env, mirror=mirror)
+        status = wait_for_queue(project)
+        assert status.count("Success") == 2, status
+        shown = json.loads(run_dvc(project, "exp", "show", "--json").stdout)
+        found = {e["name"]: e["data"] for row in shown for exp in (row.get("experiments") or [])
+                 for e in exp["revs"] if e.get("name") in exps}
+        assert found.keys() == exps.keys(), shown
+        for name, data in found.items():
+            metrics = data["metrics"]
+            run_id = metrics["reports/train_text/lstm_shakespeare/mlflow.json"]["data"][
+                "mlflow_run_id"]
+            run = client.get_run(run_id)
+            assert run.data.tags["dvc.exp"] == name
+            assert run.data.params["model.dropout"] == exps[name]
+            eval_id = metrics["reports/evaluate_text/lstm_shakespeare/mlflow.json"]["data"][
+                "mlflow_run_id"]
+            assert client.get_run(eval_id).data.tags["dvc.exp"] == name
+            assert "test" in metrics["reports/evaluate_text/lstm_shakespeare/metrics.json"]["data"]
+        tagged = client.search_model_versions("name = 'genmodels-lstm_shakespeare'")
+        assert {v.tags.get("dvc.exp") for v in tagged} >= set(exps)
+    finally:  # the fixture is shared: the workspace is untouched, the aliases are restored
+        run_dvc(project, "exp", "remove", *exps, check=False)
+        for name, version in candidates.items():
+            client.set_registered_model_alias(name, "candidate", version)

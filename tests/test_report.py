@@ -122,3 +122,13 @@ def test_missing_results_leave_gaps_not_errors(tmp_path):
     assert "| `ae` |" in page and "| `lstm` | – | – | – | – |" in page
     assert "| Kneser-Ney (same `<unk>` treatment) | – | – | – | – |" in page
     assert "| held-out text | – | – | – | – | – | – | – |" in page
+
+
+def test_report_names_the_experiment_and_commit(tmp_path, monkeypatch):
+    src = fake_outputs(tmp_path)
+    monkeypatch.setattr("genmodels.report.git_commit", lambda: "0123abc")
+    monkeypatch.setenv("DVC_EXP_NAME", "lusty-bass")
+    assert "Made by DVC experiment `lusty-bass` from git commit `0123abc`." in render(
+        src, ReportConfig())
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert "Made by the workspace (not a DVC experiment)" in render(src, ReportConfig())

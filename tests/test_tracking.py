@@ -100,3 +100,22 @@ def test_a_resumed_run_continues_the_same_mlflow_run(store, tmp_path):
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [(r["step"], r["train/loss"], r["val/loss"]) for r in rows] == [
         ("0", "3.0", ""), ("1", "2.5", "2.6"), ("2", "2.0", "")]
+
+
+def test_experiment_is_model_training_and_runs_record_dvc_inputs(store, tmp_path, monkeypatch):
+    (tmp_path / "data" / "prepared").mkdir(parents=True)
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: x\n    outs:\n"
+        "    - path: data/prepared\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    with start_run("train_text@toy", {"lr": 0.1}, inputs=["data/prepared", "untracked"]) as run:
+        time.sleep(2.5)  # a sample or two of the system metrics
+        run_id = run.run_id
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("genmodels")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    got = client.get_run(run_id)
+    assert [(d.dataset.name, d.dataset.digest) for d in got.inputs.dataset_inputs] == [
+        ("data/prepared", "0123456789abcdef0123456789abcdef.dir")]
+    assert any(k.startswith("system/cpu_utilization") for k in got.data.metrics), got.data.metrics

@@ -22,10 +22,11 @@ tagged ``genmodels.model_run_id`` with it (evaluate_text's own runs).
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from genmodels.tracking import exp_tags
 
 PREFIX = "genmodels-"
 CANDIDATE = "candidate"
@@ -68,8 +69,7 @@ def register(entry: str, kind: str, model_uri: str, checkpoint: str | Path):
     checkpoint = Path(checkpoint)
     mlflow.log_artifact(str(checkpoint), artifact_path=CHECKPOINT_DIR)
     tags = {"checkpoint": f"{CHECKPOINT_DIR}/{checkpoint.name}", "checkpoint_md5": md5(checkpoint),
-            "metric": METRICS[kind], "kind": kind, "run_id": run.info.run_id,
-            **({"dvc.exp": os.environ["DVC_EXP_NAME"]} if os.environ.get("DVC_EXP_NAME") else {})}
+            "metric": METRICS[kind], "kind": kind, "run_id": run.info.run_id, **exp_tags()}
     version = mlflow.register_model(model_uri, model_name(entry), tags=tags)
     mlflow.MlflowClient().set_registered_model_alias(model_name(entry), CANDIDATE,
                                                      version.version)

@@ -1,7 +1,7 @@
 """One place that records a stage's params, metrics and artifacts, twice over.
 
 A :class:`Run` writes everything it is given both to MLflow (params, metrics
-per step, artifacts; tagged with the git commit and the DVC stage) and to
+per step, artifacts; tagged with the git commit, the DVC stage and the DVC experiment) and to
 DVC's files: a metrics JSON (the latest value of every metric, nested by the
 ``/`` in its name, ``train/loss`` -> ``{"train": {"loss": ...}}``) and a plots
 CSV (one row per step, one column per metric) that ``dvc plots`` renders.
@@ -35,6 +35,7 @@ import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ from typing import Any
 from genmodels.io import atomic_open, write_json
 
 DEFAULT_EXPERIMENT = "genmodels"
+# MLflow 3's UI opens an experiment on its GenAI "Overview" unless its kind says otherwise;
+# "custom_model_development" (the UI's "Machine learning") opens it on the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -49,10 +53,18 @@ class TrackingError(RuntimeError):
     """The MLflow tracking store cannot be used."""
 
 
+def project_root() -> Path:
+    """The DVC project: ``DVC_ROOT`` (set by DVC for every stage; for a queued experiment,
+    which runs in a temporary copy, the project it was queued from), else the working
+    directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file ``./mlflow.db``."""
+    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file ``mlflow.db`` of the project
+    (:func:`project_root`): queued experiments record beside the others."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return uri or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
 def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -238,6 +250,68 @@ class Run:
         self._written.add(self.plots_path)
 
 
+def use_experiment(experiment: str, uri: str) -> None:
+    """Make ``experiment`` the active one, creating it marked as model training; in the
+    default store its artifacts go to the project's ``mlruns/`` (not a queued experiment's
+    temporary copy). :class:`TrackingError` (one line) if the store cannot be used."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient()
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            default = not os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+            where = (project_root() / "mlruns").as_uri() if default else None
+            client.create_experiment(experiment, artifact_location=where, tags=EXPERIMENT_KIND)
+        elif not found.tags.get("mlflow.experimentKind"):
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(found.experiment_id, key, value)
+        mlflow.set_experiment(experiment)
+    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
+
+
+def exp_tags() -> dict[str, str]:
+    """``dvc.exp``: the DVC experiment (``DVC_EXP_NAME``, set by ``dvc exp run``), if any."""
+    name = os.environ.get("DVC_EXP_NAME")
+    return {"dvc.exp": name} if name else {}
+
+
+def dvc_hash(path: str | Path, lock: str | Path = "dvc.lock") -> str | None:
+    """The hash ``lock`` records for the DVC output ``path`` (a file's MD5, a folder's
+    ``<md5>.dir``), or None if no stage outputs it."""
+    import yaml
+
+    try:
+        stages = yaml.safe_load(Path(lock).read_text()).get("stages", {})
+    except (OSError, AttributeError, yaml.YAMLError):
+        return None
+    want = Path(path).as_posix().rstrip("/")
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if out.get("path", "").rstrip("/") == want:
+                return out.get("md5")
+    return None
+
+
+def log_dvc_inputs(paths: list[str | Path], context: str = "training") -> None:
+    """Each DVC-tracked input of the active run as an MLflow dataset input: its path as
+    name and source, its DVC hash (dvc.lock) as digest; untracked paths are skipped."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for path in paths:
+        digest = dvc_hash(path)
+        if digest is None:
+            continue
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local path
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(Path(path).resolve()))
+        mlflow.log_input(MetaDataset(source, name=Path(path).as_posix(), digest=digest),
+                         context=context)
+
+
 def _quiet_mlflow_logs() -> None:
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -263,12 +337,18 @@ def start_run(
     uri: str | None = None,
     tags: Mapping[str, str] | None = None,
     run_id: str | None = None,
+    run_id_path: str | Path | None = None,
+    inputs: list[str | Path] = (),
 ) -> Iterator[Run]:
     """Open an MLflow run for ``stage`` with ``params``; mirror metrics to DVC files.
 
     With ``run_id`` (a stage resumed after a crash) the existing run is
     continued instead of leaving a dead duplicate. The run ends FINISHED on
-    success and FAILED if the block raises.
+    success and FAILED if the block raises. ``run_id_path``: a JSON file
+    ``{"mlflow_run_id": ...}`` that dvc.yaml declares as metrics, so that
+    ``dvc exp show`` lists each experiment's MLflow runs. ``inputs``: DVC-tracked paths,
+    logged as the run's dataset inputs (:func:`log_dvc_inputs`). A training stage
+    (``train_...``) also records system metrics (CPU, memory; GPU with ``nvidia-ml-py``).
     """
     uri = uri or tracking_uri()
     check_reachable(uri)
@@ -276,32 +356,30 @@ def start_run(
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    try:
-        mlflow.set_experiment(experiment)
-    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
-        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
-    all_tags = {
-        "mlflow.source.git.commit": git_commit(),
-        "dvc.stage": stage,
-        **({"dvc.exp": os.environ["DVC_EXP_NAME"]} if os.environ.get("DVC_EXP_NAME") else {}),
-        **(tags or {}),
-    }
+    use_experiment(experiment, uri)
+    all_tags = {"mlflow.source.git.commit": git_commit(), "dvc.stage": stage, **exp_tags(),
+                **(tags or {})}
     if run_id is not None:
         try:
             mlflow.MlflowClient().get_run(run_id)
         except mlflow.exceptions.MlflowException:
             logging.getLogger(__name__).warning("MLflow run %s not found; starting a new one", run_id)
             run_id = None
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=all_tags) as active:
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=all_tags,
+                          log_system_metrics=stage.startswith("train_")) as active:
         flat = flatten(params)
         if flat and run_id is None:
             mlflow.log_params({k: str(v) for k, v in flat.items()})
+            log_dvc_inputs(list(inputs))
         run = Run(
             active,
             Path(metrics_path) if metrics_path else None,
             Path(plots_path) if plots_path else None,
             logged=_metric_history(run_id) if run_id else None,
         )
+        if run_id_path is not None:
+            write_json(Path(run_id_path), {"mlflow_run_id": run.run_id})
+            run._written.add(Path(run_id_path))
         try:
             yield run
         except BaseException:

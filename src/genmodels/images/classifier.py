@@ -90,7 +90,8 @@ def accuracy(model: Classifier, images, labels, batch_size: int = 1000,
 
 def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: str | Path,
                      metrics: str | Path, plots: str | Path, device: str = "auto",
-                     resume: Resume | None = None) -> dict:
+                     resume: Resume | None = None,
+                     run_id_path: str | Path | None = None) -> dict:
     """Train on the training split; report val accuracy per epoch and test accuracy at the end.
 
     Under torchrun: DistributedDataParallel, each rank its share of every batch
@@ -123,7 +124,8 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
     step = at["step"]
 
     with distributed.tracking_run(info, "train_classifier", as_dict(cfg), metrics_path=metrics,
-                                  plots_path=plots, run_id=resume.run_id) as run:
+                                  plots_path=plots, run_id=resume.run_id,
+                                  run_id_path=run_id_path, inputs=[data_dir]) as run:
         if resume.state:
             run.load_state_dict(at["run"])
         for epoch in range(at["epoch"], cfg.epochs + 1):

@@ -15,10 +15,10 @@ from pathlib import Path
 from genmodels.tracking import (
     DEFAULT_EXPERIMENT,
     Run,
-    TrackingError,
     check_reachable,
-    one_line,
+    exp_tags,
     tracking_uri,
+    use_experiment,
 )
 
 
@@ -30,10 +30,7 @@ def reopen_run(run_id: str | None, stage: str, metrics_path: str | Path | None =
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    try:
-        mlflow.set_experiment(experiment)
-    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
-        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
+    use_experiment(experiment, uri)
     if run_id is not None:
         try:
             mlflow.MlflowClient().get_run(run_id)
@@ -42,7 +39,8 @@ def reopen_run(run_id: str | None, stage: str, metrics_path: str | Path | None =
                 "MLflow run %s not found; logging %s to a new run", run_id, stage)
             run_id = None
     name = None if run_id else stage
-    with mlflow.start_run(run_id=run_id, run_name=name, tags={"dvc.stage": stage}) as active:
+    tags = {"dvc.stage": stage, **({} if run_id else exp_tags())}  # a reopened run keeps its own
+    with mlflow.start_run(run_id=run_id, run_name=name, tags=tags) as active:
         run = Run(active, Path(metrics_path) if metrics_path else None, None)
         try:
             yield run
