@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="checkpoint from train_text")
     p.add_argument("--metrics", required=True)
     p.add_argument("--samples", required=True, help="text file for the unprompted samples")
-    p.add_argument("--mlflow-run", help="JSON file for the MLflow run id (DVC metrics)")
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -35,8 +34,7 @@ def evaluate_text(args: argparse.Namespace, stage: str) -> None:
     # The training run this evaluates: `genmodels promote` reads test/ppl through this tag.
     model_run = read_checkpoint(args.model, "text").get("run_id")
     tags = {MODEL_RUN_TAG: model_run} if model_run else {}
-    with start_run(stage, as_dict(cfg), metrics_path=args.metrics, tags=tags,
-                   run_id_path=args.mlflow_run) as run:
+    with start_run(stage, as_dict(cfg), metrics_path=args.metrics, tags=tags) as run:
         metrics, samples = evaluate(cfg, args.model, args.data)
         run.log(metrics)
         with atomic_open(args.samples) as f:  # token by token, one block per temperature

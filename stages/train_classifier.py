@@ -22,7 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
-    p.add_argument("--mlflow-run", help="JSON file for the MLflow run id (DVC metrics)")
     add_resume_arguments(p)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
@@ -37,7 +36,7 @@ def train(args: argparse.Namespace) -> None:
         resume = Resume(args.resume, args.checkpoint_every, info, config=as_dict(cfg),
                         data=[args.data])
         train_classifier(cfg, args.data, args.checkpoint, args.metrics, args.plots,
-                         resume=resume, run_id_path=args.mlflow_run)
+                         resume=resume)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="checkpoint to write")
     p.add_argument("--metrics", required=True)
     p.add_argument("--plots", required=True)
-    p.add_argument("--mlflow-run", help="JSON file for the MLflow run id (DVC metrics)")
     add_resume_arguments(p)
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
@@ -47,7 +46,7 @@ def train_text(args: argparse.Namespace, stage: str) -> None:
                         data=[args.data])
         with distributed.tracking_run(info, stage, as_dict(cfg), metrics_path=args.metrics,
                                       plots_path=args.plots, run_id=resume.run_id,
-                                      run_id_path=args.mlflow_run, inputs=[args.data]) as run:
+                                      inputs=[args.data]) as run:
             train(cfg, args.data, args.model, run=run, name=args.name, newline=newline,
                   resume=resume)
 

@@ -11,10 +11,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def metrics_and_plots(project: Path) -> dict[str, str]:
-    """Every JSON and CSV file under reports/, by path, but the MLflow run ids (mlflow.json)."""
+    """Every JSON and CSV file under reports/, by path, but the MLflow run ids."""
     return {str(p.relative_to(project)): p.read_text()
             for p in sorted((project / "reports").rglob("*"))
-            if p.suffix in (".json", ".csv") and p.name != "mlflow.json"}
+            if p.suffix in (".json", ".csv") and p.name != "mlflow_runs.json"}
 
 
 def test_two_clean_runs_write_identical_metrics(tiny_pipeline, mirror, tmp_path):

@@ -96,14 +96,13 @@ def test_queued_experiments_carry_their_name_into_mlflow(tiny_pipeline, mirror):
         assert found.keys() == exps.keys(), shown
         for name, data in found.items():
             metrics = data["metrics"]
-            run_id = metrics["reports/train_text/lstm_shakespeare/mlflow.json"]["data"][
-                "mlflow_run_id"]
-            run = client.get_run(run_id)
+            ids = metrics["reports/mlflow_runs.json"]["data"]["mlflow_run_id"]
+            run = client.get_run(ids["train_text@lstm_shakespeare"])
             assert run.data.tags["dvc.exp"] == name
             assert run.data.params["model.dropout"] == exps[name]
-            eval_id = metrics["reports/evaluate_text/lstm_shakespeare/mlflow.json"]["data"][
-                "mlflow_run_id"]
-            assert client.get_run(eval_id).data.tags["dvc.exp"] == name
+            evaluated = client.search_runs(
+                [run.info.experiment_id], f"tags.`genmodels.model_run_id` = '{run.info.run_id}'")
+            assert [r.data.tags["dvc.exp"] for r in evaluated] == [name]
             assert "test" in metrics["reports/evaluate_text/lstm_shakespeare/metrics.json"]["data"]
         tagged = client.search_model_versions("name = 'genmodels-lstm_shakespeare'")
         assert {v.tags.get("dvc.exp") for v in tagged} >= set(exps)

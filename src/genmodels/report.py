@@ -100,6 +100,14 @@ def run_id(checkpoint: Path) -> str | None:
     return ckpt.get("run_id")
 
 
+def run_ids(models: Path) -> dict[str, str]:
+    """``{"train_text@<entry>": run id, "train_image@<entry>": ...}`` of the checkpoints
+    under ``models`` (``text/*.pt``, ``image/*.pt``) that name their run."""
+    found = {f"train_{kind}@{pt.stem}": run_id(pt)
+             for kind in ("text", "image") for pt in sorted((models / kind).glob("*.pt"))}
+    return {k: v for k, v in found.items() if v}
+
+
 def link(path: Path, out: Path) -> str:
     return os.path.relpath(path, out.parent).replace(os.sep, "/")
 

@@ -337,16 +337,13 @@ def start_run(
     uri: str | None = None,
     tags: Mapping[str, str] | None = None,
     run_id: str | None = None,
-    run_id_path: str | Path | None = None,
     inputs: list[str | Path] = (),
 ) -> Iterator[Run]:
     """Open an MLflow run for ``stage`` with ``params``; mirror metrics to DVC files.
 
     With ``run_id`` (a stage resumed after a crash) the existing run is
     continued instead of leaving a dead duplicate. The run ends FINISHED on
-    success and FAILED if the block raises. ``run_id_path``: a JSON file
-    ``{"mlflow_run_id": ...}`` that dvc.yaml declares as metrics, so that
-    ``dvc exp show`` lists each experiment's MLflow runs. ``inputs``: DVC-tracked paths,
+    success and FAILED if the block raises. ``inputs``: DVC-tracked paths,
     logged as the run's dataset inputs (:func:`log_dvc_inputs`). A training stage
     (``train_...``) also records system metrics (CPU, memory; GPU with ``nvidia-ml-py``).
     """
@@ -377,9 +374,6 @@ def start_run(
             Path(plots_path) if plots_path else None,
             logged=_metric_history(run_id) if run_id else None,
         )
-        if run_id_path is not None:
-            write_json(Path(run_id_path), {"mlflow_run_id": run.run_id})
-            run._written.add(Path(run_id_path))
         try:
             yield run
         except BaseException:

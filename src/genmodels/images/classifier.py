@@ -90,8 +90,7 @@ def accuracy(model: Classifier, images, labels, batch_size: int = 1000,
 
 def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: str | Path,
                      metrics: str | Path, plots: str | Path, device: str = "auto",
-                     resume: Resume | None = None,
-                     run_id_path: str | Path | None = None) -> dict:
+                     resume: Resume | None = None) -> dict:
     """Train on the training split; report val accuracy per epoch and test accuracy at the end.
 
     Under torchrun: DistributedDataParallel, each rank its share of every batch
@@ -125,7 +124,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
 
     with distributed.tracking_run(info, "train_classifier", as_dict(cfg), metrics_path=metrics,
                                   plots_path=plots, run_id=resume.run_id,
-                                  run_id_path=run_id_path, inputs=[data_dir]) as run:
+                                  inputs=[data_dir]) as run:
         if resume.state:
             run.load_state_dict(at["run"])
         for epoch in range(at["epoch"], cfg.epochs + 1):

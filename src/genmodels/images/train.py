@@ -78,7 +78,7 @@ def fit_prior(model: ImageModel, train_images: torch.Tensor, max_images: int = 1
 
 def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path,
           plots: str | Path, stage: str = "train_image", device: str = "auto",
-          resume: Resume | None = None, run_id_path: str | Path | None = None) -> dict:
+          resume: Resume | None = None) -> dict:
     """Train the variant ``cfg`` on ``data_dir``; write the checkpoint, metrics and plots.
 
     Under torchrun each rank trains on its share of every batch (see distributed.py);
@@ -111,7 +111,7 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
 
     with distributed.tracking_run(info, stage, as_dict(cfg), metrics_path=metrics,
                                   plots_path=plots, run_id=resume.run_id,
-                                  run_id_path=run_id_path, inputs=[data_dir]) as run, \
+                                  inputs=[data_dir]) as run, \
             tempfile.TemporaryDirectory() as tmp:
         if resume.state:
             run.load_state_dict(at["run"])
