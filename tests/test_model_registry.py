@@ -21,7 +21,6 @@ def store(tmp_path, monkeypatch):
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("genmodels")
     return tmp_path
 
 
@@ -31,12 +30,15 @@ def train_and_evaluate(folder, seed: int, ppl: float | None) -> str:
     torch.manual_seed(seed)
     cfg, model = build_model("rnn", {"cell": "lstm", "n_embd": 8, "n_hidden": 8}, VOCAB)
     path = folder / f"toy_{seed}.pt"
-    with mlflow.start_run() as run:
+    client = mlflow.MlflowClient()  # no active experiment set: the other tests' stores differ
+    found = client.get_experiment_by_name("genmodels")
+    exp = found.experiment_id if found else client.create_experiment("genmodels")
+    with mlflow.start_run(experiment_id=exp) as run:
         save_checkpoint(path, model, cfg, "rnn", VOCAB, run_id=run.info.run_id)
         info = log_model(NextTokenLogProbs(model), text_example(len(VOCAB)))
         reg.register("toy", "text", info.model_uri, path)
     if ppl is not None:
-        with mlflow.start_run(tags={reg.MODEL_RUN_TAG: run.info.run_id}):
+        with mlflow.start_run(experiment_id=exp, tags={reg.MODEL_RUN_TAG: run.info.run_id}):
             mlflow.log_metric("test/ppl", ppl)
     return str(path)
 
