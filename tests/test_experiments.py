@@ -71,6 +71,7 @@ def wait_for_queue(project, timeout: float = 1200) -> str:
     raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
 
 
+@pytest.mark.slow  # two queued tiny pipelines: about 85 s on 2 cores
 def test_queued_experiments_carry_their_name_into_mlflow(tiny_pipeline, mirror):
     """Two queued experiments run; `dvc exp show` lists their MLflow run ids, and those
     runs carry the experiment's name (tag dvc.exp), as does the registered model."""
