@@ -198,3 +198,59 @@ def test_transformer_trained_with_a_carried_cache_predicts_from_a_cold_start(one
     with torch.no_grad():
         cold = F.cross_entropy(model(x)[0].transpose(1, 2), y, reduction="none")[:, :4].mean()
     assert cold.item() < 1.2
+
+
+SPEECHES = """first citizen:
+before we proceed any further, hear me speak.
+
+all:
+speak, speak.
+
+first citizen:
+you are all resolved rather to die than to famish?
+
+all:
+resolved. resolved.
+
+"""  # speeches apart by one blank line: <nl> <nl>, never three <nl> in a row
+
+
+def cold_nl_share(model, nl: int, run: int) -> float:
+    """P(<nl>) after ``run`` line breaks read from a cold start (no cache)."""
+    with torch.no_grad():
+        logits, _ = model.next_logits(torch.full((1, run), nl))
+    return torch.softmax(logits[0], -1)[nl].item()
+
+
+@pytest.mark.parametrize("sink", [False, True])
+def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
+    """Issue 11: with rotary positions only, every query over a run of one token averages
+    identical values, so from a cold start "<nl>" and "<nl> <nl>" look the same: the
+    Shakespeare Transformer gave <nl> 45% after 1 or 12 line breaks, and its unprompted
+    samples opened with a dozen blank lines. The attention sink lets it count. Trained on
+    speeches one blank line apart, P(<nl>) after two line breaks must fall well below its
+    value after one. Without the sink the two are equal (the xfail)."""
+    from genmodels.data.text import NL, Vocab, tokenize
+    from genmodels.text.data import batchify
+    from genmodels.text.train import TrainSettings, make_optimizer, train_epoch
+
+    torch.manual_seed(0)
+    tokens = tokenize(SPEECHES * 30, "line")
+    vocab = Vocab.build(tokens)
+    ids = torch.tensor(vocab.encode(tokens))
+    model = TransformerLM(TransformerConfig(n_embd=32, n_head=2, n_layer=2, context=32,
+                                            dropout=0.0, sink=sink, vocab_size=len(vocab)))
+    s = TrainSettings(epochs=1, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-3, warmup=1,
+                      weight_decay=0.0, clip=1.0)
+    opt, step = make_optimizer(model, s), 0
+    for _ in range(10):
+        _, step = train_epoch(model, opt, batchify(ids, 4), s, step, 10**6, "train")
+    model.eval()
+    nl = vocab.stoi[NL]
+    one, two, three = (cold_nl_share(model, nl, n) for n in (1, 2, 3))
+    print(f"P(<nl>) after 1, 2, 3 line breaks: {one:.3f} {two:.3f} {three:.3f}")
+    if not sink:
+        assert one == pytest.approx(two, abs=1e-6) and two == pytest.approx(three, abs=1e-6)
+        pytest.xfail("without a sink a run of <nl> reads as one <nl>")
+    assert abs(one - two) > 1e-3 and abs(two - three) > 1e-3  # it can tell them apart
+    assert two < 0.05 and three < 0.05  # and has learnt that a third line break never comes

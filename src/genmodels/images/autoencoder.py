@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genmodels import speed
 from genmodels.config import config
-from genmodels.speed import ConvTranspose2d, Linear, adam_options, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 # conv widths: at least one conv (an empty list builds a net the checkpoint code cannot mirror)
@@ -69,13 +69,13 @@ class ConvEncoder(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        head = [Linear(flat, hidden_dim), nn.ReLU(), Linear(hidden_dim, out_dim)] \
-            if hidden_dim else [Linear(flat, out_dim)]
+        head = [speed.Linear(flat, hidden_dim), nn.ReLU(), speed.Linear(hidden_dim, out_dim)] \
+            if hidden_dim else [speed.Linear(flat, out_dim)]
         self.head = nn.Sequential(*head)
 
     def forward(self, x):
         h = self.convs(x)                  # (B, 64, 7, 7)
-        return self.head(flatten(h))       # (B, out_dim)
+        return self.head(speed.flatten(h))       # (B, out_dim)
 
 
 class ConvDecoder(nn.Module):
@@ -87,13 +87,13 @@ class ConvDecoder(nn.Module):
         c, h, w = image_shape
         self.start = (channels[-1], conv_out_side(h, len(channels)), conv_out_side(w, len(channels)))
         flat = self.start[0] * self.start[1] * self.start[2]
-        head = [Linear(latent_dim, hidden_dim), nn.ReLU(), Linear(hidden_dim, flat)] \
-            if hidden_dim else [Linear(latent_dim, flat)]
+        head = [speed.Linear(latent_dim, hidden_dim), nn.ReLU(), speed.Linear(hidden_dim, flat)] \
+            if hidden_dim else [speed.Linear(latent_dim, flat)]
         self.head = nn.Sequential(*head, nn.ReLU())
         layers = []
         widths = [*reversed(channels), c]  # 64 -> 32 -> 1
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-            layers.append(ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
+            layers.append(speed.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
                                           output_padding=1))
             if i < len(widths) - 2:  # no normalisation or activation on the logits
                 layers += [_norm(c_out, batchnorm), nn.ReLU()]
@@ -128,7 +128,7 @@ class ImageModel(nn.Module):
     """What the training loop needs: one optimizer, one minimised ``loss`` term."""
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=lr, **adam_options(self.parameters()))]
+        return [torch.optim.Adam(self.parameters(), lr=lr, **speed.adam_options(self.parameters()))]
 
     def train_step(self, x: torch.Tensor, optimizers) -> dict[str, float]:
         (opt,) = optimizers
@@ -167,7 +167,7 @@ class Autoencoder(ImageModel):
         # they travel in the state_dict with the weights.
         self.register_buffer("code_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("code_chol", torch.eye(cfg.latent_dim))
-        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
+        speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         return self.encoder(x)  # (B, latent)
@@ -208,7 +208,7 @@ class VAE(ImageModel):
         self.config = cfg
         self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim)
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
-        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
+        speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from genmodels import distributed
+from genmodels import distributed, speed
 from genmodels.checkpoints import model_mismatch, read_checkpoint
 from genmodels.config import as_dict, config, from_dict
 from genmodels.device import seed_everything
@@ -30,7 +30,6 @@ from genmodels.images.autoencoder import Channels
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.io import torch_save
 from genmodels.resume import Resume, rng_state, set_rng_state
-from genmodels.speed import Dropout, Linear, adam_options, channels_last, flatten
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 
@@ -61,13 +60,13 @@ class Classifier(nn.Module):
                        nn.ReLU(), nn.MaxPool2d(2)]
             c_in, h, w = c_out, h // 2, w // 2
         self.convs = nn.Sequential(*layers)
-        self.fc = Linear(c_in * h * w, cfg.feature_dim)
-        self.drop = Dropout(cfg.dropout)
-        self.out = Linear(cfg.feature_dim, n_classes)
-        channels_last(self)  # oneDNN's convolutions run in NHWC: the first one ~10x faster
+        self.fc = speed.Linear(c_in * h * w, cfg.feature_dim)
+        self.drop = speed.Dropout(cfg.dropout)
+        self.out = speed.Linear(cfg.feature_dim, n_classes)
+        speed.channels_last(self)  # oneDNN's convolutions run in NHWC: the first one ~10x faster
 
     def features(self, x):
-        return F.relu(self.fc(flatten(self.convs(x))))  # (B, feature_dim)
+        return F.relu(self.fc(speed.flatten(self.convs(x))))  # (B, feature_dim)
 
     def forward(self, x):
         return self.out(self.drop(self.features(x)))  # (B, n_classes) logits
@@ -109,7 +108,7 @@ def train_classifier(cfg: ClassifierConfig, data_dir: str | Path, checkpoint: st
     model = Classifier(cfg, tuple(train_x.shape[1:]), n_classes).to(device)
     ddp = distributed.wrap(model, info, device)
     distributed.seed_noise(cfg.seed, info)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **adam_options(model.parameters()))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **speed.adam_options(model.parameters()))
     steps = n_batches(len(train_x), cfg.batch_size, cfg.limit_batches)
     # Cosine decay to zero over the whole run: the last epochs fine-tune at small rates.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)

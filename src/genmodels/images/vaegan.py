@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genmodels import speed
 from genmodels.config import config
 from genmodels.images.autoencoder import (
     Channels,
@@ -37,7 +38,6 @@ from genmodels.images.autoencoder import (
     conv_out_side,
     gaussian_kl,
 )
-from genmodels.speed import Conv2d, Linear, adam_options, channels_last, flatten
 
 
 @config
@@ -70,15 +70,15 @@ class Discriminator(nn.Module):
         c, h, w = image_shape
         layers, c_in = [], c
         for i, c_out in enumerate(channels):  # DCGAN: batch norm on all but the first conv
-            layers += [Conv2d(c_in, c_out, 3, stride=2, padding=1),  # nn.Conv2d, faster dx
+            layers += [speed.Conv2d(c_in, c_out, 3, stride=2, padding=1),  # nn.Conv2d, faster dx
                        nn.BatchNorm2d(c_out) if i > 0 else nn.Identity(), nn.LeakyReLU(0.2)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        self.out = Linear(flat, 1)
+        self.out = speed.Linear(flat, 1)
 
     def features(self, x):
-        return flatten(self.convs(x))  # (B, 64 * 7 * 7)
+        return speed.flatten(self.convs(x))  # (B, 64 * 7 * 7)
 
     def forward(self, x):
         f = self.features(x)
@@ -94,7 +94,7 @@ class VAEGAN(ImageModel):
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim,
                                    batchnorm=True)
         self.discriminator = Discriminator(image_shape, cfg.disc_channels)
-        channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
+        speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
@@ -134,7 +134,7 @@ class VAEGAN(ImageModel):
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         betas = (self.config.beta1, 0.999)
-        return [torch.optim.Adam(net.parameters(), lr=lr, betas=betas, **adam_options(net.parameters()))
+        return [torch.optim.Adam(net.parameters(), lr=lr, betas=betas, **speed.adam_options(net.parameters()))
                 for net in (self.encoder, self.decoder, self.discriminator)]
 
     def train_step(self, x, optimizers) -> dict[str, float]:

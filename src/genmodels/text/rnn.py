@@ -25,8 +25,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from genmodels import speed
 from genmodels.config import config
-from genmodels.speed import Dropout
 from genmodels.text.embeddings import load_glove
 from genmodels.text.generate import LanguageModel
 from genmodels.text.softmax import OutputLayer, output
@@ -65,7 +65,7 @@ class RNNLM(LanguageModel):
         super().__init__()
         self.config = config
         c = config
-        self.drop = Dropout(c.dropout)  # nn.Dropout with a faster mask (speed.py)
+        self.drop = speed.Dropout(c.dropout)  # nn.Dropout with a faster mask (speed.py)
         self.embed = nn.Embedding(c.vocab_size, c.n_embd)
         rnn_cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[c.cell]
         self.rnn = rnn_cls(

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genmodels.speed import Linear, linear
+from genmodels import speed
 
 
 class OutputLayer(nn.Module):
@@ -35,7 +35,7 @@ class OutputLayer(nn.Module):
         self.edges = (0, *cutoffs, vocab_size)  # cluster c holds ids edges[c] .. edges[c+1]-1
         self.weight = nn.Parameter(torch.empty(vocab_size, n_in))  # one row per word; may be tied
         self.bias = nn.Parameter(torch.zeros(vocab_size)) if bias else None
-        self.cluster = Linear(n_in, len(cutoffs)) if cutoffs else None  # head entries for tails
+        self.cluster = speed.Linear(n_in, len(cutoffs)) if cutoffs else None  # head entries for tails
         nn.init.uniform_(self.weight, -0.1, 0.1)
         self.reset_clusters()
 
@@ -55,7 +55,7 @@ class OutputLayer(nn.Module):
     def _scores(self, h: torch.Tensor, c: int) -> torch.Tensor:
         lo, hi = self.edges[c], self.edges[c + 1]
         b = self.bias[lo:hi] if self.bias is not None else None
-        return linear(h, self.weight[lo:hi], b)
+        return speed.linear(h, self.weight[lo:hi], b)
 
     def full_logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., n_in) -> (..., V): logits (full softmax) or log-probabilities (adaptive)."""
@@ -78,7 +78,7 @@ class OutputLayer(nn.Module):
         sizes = [hi - lo for lo, hi in zip(self.edges, self.edges[1:], strict=False)]
         weights = self.weight.split(sizes)
         biases = self.bias.split(sizes) if self.bias is not None else [None] * len(sizes)
-        head = torch.log_softmax(torch.cat([linear(h, weights[0], biases[0]), self.cluster(h)], -1),
+        head = torch.log_softmax(torch.cat([speed.linear(h, weights[0], biases[0]), self.cluster(h)], -1),
                                  -1)  # (N, n0 + k)
         in_head = targets < n0
         # head words: their own entry; tail words: their cluster's entry, plus the below
@@ -89,7 +89,7 @@ class OutputLayer(nn.Module):
             lo, hi = self.edges[c], self.edges[c + 1]
             rows = ((targets >= lo) & (targets < hi)).nonzero().squeeze(1)
             if rows.numel():
-                logp = torch.log_softmax(linear(h[rows], weights[c], biases[c]), -1)  # (n_c, hi - lo)
+                logp = torch.log_softmax(speed.linear(h[rows], weights[c], biases[c]), -1)  # (n_c, hi - lo)
                 nll = nll.index_add(0, rows, -logp.gather(1, (targets[rows] - lo)[:, None]).squeeze(1))
         return nll.mean()
 

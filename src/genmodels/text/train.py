@@ -26,13 +26,12 @@ import torch
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from genmodels import distributed
+from genmodels import distributed, speed
 from genmodels.config import Device, config
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.finite import FiniteGuard, perplexity
 from genmodels.resume import Resume, rng_state, set_rng_state, to_device
-from genmodels.speed import adam_options
 from genmodels.text.data import (
     batchify,
     load_split,
@@ -189,7 +188,7 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Adam
         (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": s.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=s.lr, **adam_options(model.parameters()))
+    return torch.optim.AdamW(groups, lr=s.lr, **speed.adam_options(model.parameters()))
 
 
 def save_resume(resume: Resume, model, opt, run, step: int, progress: EpochProgress,
