@@ -6,13 +6,11 @@ import argparse
 import logging
 import sys
 
-from genmodels.checkpoints import read_checkpoint
-from genmodels.config import as_dict, load_section
+from genmodels.config import load_section
 from genmodels.io import atomic_open
-from genmodels.model_registry import MODEL_RUN_TAG
 from genmodels.stage import run_stage
 from genmodels.text.evaluate import EvaluateTextConfig, evaluate
-from genmodels.tracking import start_run
+from genmodels.tracking import model_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate_text(args: argparse.Namespace, stage: str) -> None:
     cfg = load_section(args.params, "evaluate_text", EvaluateTextConfig)
-    # The training run this evaluates: `genmodels promote` reads test/ppl through this tag.
-    model_run = read_checkpoint(args.model, "text").get("run_id")
-    tags = {MODEL_RUN_TAG: model_run} if model_run else {}
-    with start_run(stage, as_dict(cfg), metrics_path=args.metrics, tags=tags) as run:
+    # into the model's training run: `genmodels promote` reads test/ppl there
+    with model_run(args.model, stage, metrics_path=args.metrics) as run:
         metrics, samples = evaluate(cfg, args.model, args.data)
         run.log(metrics)
         with atomic_open(args.samples) as f:  # token by token, one block per temperature

@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from genmodels.config import as_dict, load_section
+from genmodels.config import load_section
 from genmodels.stage import run_stage
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
-from genmodels.tracking import start_run
+from genmodels.tracking import model_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 def render_text(args: argparse.Namespace, stage: str) -> None:
     cfg = load_section(args.params, "render_text", RenderTextConfig)
     prompts = list((cfg.prompts or {}).get(args.corpus, ()))
-    with start_run(stage, as_dict(cfg)) as run:
+    with model_run(args.model, stage) as run:  # the model's training run
         paths = render_samples(cfg, args.model, prompts, args.out)
         paths.append(plot_losses(args.plots, f"{args.out}/loss.png", title=args.name))
         for path in paths:

@@ -8,9 +8,10 @@ import torch
 
 from genmodels.images.classifier import ClassifierConfig, train_classifier
 from genmodels.images.evaluate import EvaluateConfig, evaluate
-from genmodels.images.registry import config_from_dict, load_checkpoint
+from genmodels.images.registry import config_from_dict
 from genmodels.images.render import RenderConfig, render
 from genmodels.images.train import train
+from genmodels.tracking import CHECKPOINT_TAG, run_of_checkpoint, sha256
 
 from conftest import write_fake_images
 
@@ -77,7 +78,7 @@ def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
         assert names == (FIGURES_2D if cfg.latent_dim == 2 else FIGURES_2D - {
             "latent_scatter.png", "latent_grid.png"})
         # Training, evaluation and figures land in the one MLflow run of the model.
-        run = mlflow.get_run(load_checkpoint(ckpt)[1]["run_id"])
+        run = mlflow.get_run(run_of_checkpoint(ckpt))
         assert "val/loss" in run.data.metrics and "samples/fid" in run.data.metrics
 
 
@@ -99,8 +100,12 @@ def test_dvc_repro_ran_the_image_stages(tiny_pipeline):
         assert {"test", "samples", "floor", "novelty"} <= set(metrics)
         figures = {p.name for p in (project / "reports/render_image" / name).iterdir()}
         assert {"reconstructions.png", "loss_curves.png"} <= figures
-        run = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(
-            load_checkpoint(project / "data/models/image" / f"{name}.pt")[1]["run_id"])
+        client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+        sha = sha256(project / "data/models/image" / f"{name}.pt")
+        run, = client.search_runs(  # the checkpoint names no run: its training run has its hash
+            [client.get_experiment_by_name("genmodels").experiment_id],
+            f"tags.`{CHECKPOINT_TAG}` = '{sha}'", order_by=["attributes.start_time DESC"],
+            max_results=1)
         assert "val/loss" in run.data.metrics and "samples/fid" in run.data.metrics
     assert {"latent_scatter.png", "latent_grid.png"} <= {
         p.name for p in (project / "reports/render_image/vae").iterdir()}

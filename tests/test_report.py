@@ -45,7 +45,7 @@ def fake_outputs(root):
         for fig in ("reconstructions", "loss_curves"):
             write(r / "render_image" / name / f"{fig}.png", "png")
     (root / "models" / "image").mkdir(parents=True)
-    torch.save({"run_id": "abc123"}, root / "models" / "image" / "vae.pt")
+    torch.save({"state_dict": {}}, root / "models" / "image" / "vae.pt")
     stats = {"nl_share": 0.1, "punct_share": 0.2, "unk_share": 0.05, "distinct_2": 0.8,
              "repetition_4": 0.01}
     write(r / "evaluate_text" / "lstm_toy" / "metrics.json", json.dumps(
@@ -66,14 +66,20 @@ def fake_outputs(root):
                    image_models=["ae", "vae"], text_models={"lstm_toy": "toy"})
 
 
-def test_report_has_every_row_and_resolvable_links(tmp_path):
+def test_report_has_every_row_and_resolvable_links(tmp_path, monkeypatch):
+    from genmodels.tracking import start_run, tag_checkpoint
+
     src = fake_outputs(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    with start_run("train_image@vae", {}) as run:  # the run that trained vae.pt, by its hash
+        tag_checkpoint(run.run_id, tmp_path / "models" / "image" / "vae.pt")
     page = render(src, ReportConfig())
     for row in ("| `ae` |", "| `vae` |", "| train vs test (floor) |"):
         assert row in page, row
     assert "| `vae` | 0.01 | 250 | 12.5 |" in page  # values read from the files
     assert "| train vs test (floor) | – | – | 0.5 |" in page
-    assert "MLflow run: `abc123`" in page
+    assert f"MLflow run: `{run.run_id}`" in page
     assert "Groningen (NL)" in page
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
     assert len(links) == 2 * 2 + 1 + 1

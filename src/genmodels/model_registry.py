@@ -87,12 +87,22 @@ def version_by_alias(mlf, name: str, alias: str):
 
 
 def ranking_metric(mlf, version) -> float | None:
-    """The version's ranking metric: from its training run, else from the latest
-    evaluation run tagged with that run's id; None if not evaluated yet."""
+    """The version's ranking metric: from its training run, else from the newest run that
+    trained the same checkpoint bytes (a forced retrain of an unchanged model is not
+    evaluated again: DVC sees nothing changed), else from the latest evaluation run tagged
+    with the run's id; None if not evaluated yet."""
+    from genmodels.tracking import CHECKPOINT_TAG
+
     key, run_id = version.tags["metric"], version.tags.get("run_id") or version.run_id
     run = mlf.get_run(run_id)
     if key in run.data.metrics:
         return run.data.metrics[key]
+    sha = run.data.tags.get(CHECKPOINT_TAG)
+    same = mlf.search_runs([run.info.experiment_id], f"tags.`{CHECKPOINT_TAG}` = '{sha}'",
+                           order_by=["attributes.start_time DESC"]) if sha else []
+    for other in same:
+        if key in other.data.metrics:
+            return other.data.metrics[key]
     for other in mlf.search_runs([run.info.experiment_id],
                                  f"tags.`{MODEL_RUN_TAG}` = '{run_id}'",
                                  order_by=["attributes.start_time DESC"]):

@@ -91,13 +91,14 @@ def columns(metrics: Iterable[Mapping[str, float]], prefixes: tuple[str, ...]) -
 
 
 def run_id(checkpoint: Path) -> str | None:
-    """The MLflow run id a training stage stored in its checkpoint, if any."""
-    if not checkpoint.is_file():
-        return None
-    import torch
+    """The MLflow run that trained ``checkpoint`` (found by its SHA-256 tag,
+    :func:`genmodels.tracking.run_of_checkpoint`); None if none, or no usable store."""
+    from genmodels.tracking import TrackingError, run_of_checkpoint
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    return ckpt.get("run_id")
+    try:
+        return run_of_checkpoint(checkpoint)
+    except TrackingError:
+        return None
 
 
 def run_ids(models: Path) -> dict[str, str]:

@@ -379,3 +379,80 @@ def start_run(
         except BaseException:
             run.discard()
             raise
+
+
+# --- the training run of a checkpoint -------------------------------------------------------
+# A checkpoint holds no run id: the same params and seed must give the same bytes, so that a
+# forced retrain of an unchanged model leaves the stages downstream of it up to date. The
+# training run is tagged with the checkpoint's SHA-256 instead, and the stages after it find
+# the run through that tag.
+
+CHECKPOINT_TAG = "genmodels.checkpoint_sha256"
+
+
+def sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tag_checkpoint(run_id: str, checkpoint: str | Path) -> None:
+    """Tag the training run ``run_id`` with the SHA-256 of the checkpoint it wrote."""
+    import mlflow
+
+    mlflow.MlflowClient().set_tag(run_id, CHECKPOINT_TAG, sha256(checkpoint))
+
+
+def run_of_checkpoint(checkpoint: str | Path, experiment: str = DEFAULT_EXPERIMENT) -> str | None:
+    """The id of the newest run tagged with ``checkpoint``'s SHA-256 (the run that trained
+    it, or the latest of several that trained the same bytes); None if there is none."""
+    if not Path(checkpoint).is_file():
+        return None
+    uri = tracking_uri()
+    check_reachable(uri)
+    _quiet_mlflow_logs()
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id],
+                              f"tags.`{CHECKPOINT_TAG}` = '{sha256(checkpoint)}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+@contextlib.contextmanager
+def model_run(checkpoint: str | Path, stage: str, metrics_path: str | Path | None = None,
+              experiment: str = DEFAULT_EXPERIMENT) -> Iterator[Run]:
+    """Evaluation and rendering log into the MLflow run that trained ``checkpoint``
+    (:func:`run_of_checkpoint`), so the UI shows one run per model entry with its curves,
+    test metrics, figures, samples and model, for images and text alike. A checkpoint
+    with no run (a fresh ``mlflow.db``) gets a new run named after ``stage``."""
+    uri = tracking_uri()
+    check_reachable(uri)  # first: an unusable store fails in seconds, checkpoint or not
+    run_id = run_of_checkpoint(checkpoint, experiment)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    use_experiment(experiment, uri)
+    if run_id is None:
+        logging.getLogger(__name__).warning(
+            "no MLflow run trained %s; logging %s to a new run", checkpoint, stage)
+    tags = {"dvc.stage": stage, **({} if run_id else exp_tags())}  # a reopened run keeps its own
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=tags) as active:
+        run = Run(active, Path(metrics_path) if metrics_path else None, None)
+        try:
+            yield run
+        except BaseException:
+            run.discard()  # a failed stage leaves no metrics file
+            raise

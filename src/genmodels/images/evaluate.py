@@ -23,7 +23,7 @@ from genmodels.images.autoencoder import Autoencoder, bernoulli_nll, gaussian_kl
 from genmodels.images.classifier import load_classifier
 from genmodels.images.data import batches, load_split
 from genmodels.images.registry import load_checkpoint
-from genmodels.images.runs import reopen_run
+from genmodels.tracking import model_run
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 
@@ -112,6 +112,6 @@ def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str |
     results |= {f"novelty/{k_}": v for k_, v in
                 M.novelty(fake_feats, test_feats, train_feats).items()}
 
-    with reopen_run(ckpt.get("run_id"), stage, metrics) as run:
+    with model_run(model_path, stage, metrics) as run:
         run.log(results)
     return results

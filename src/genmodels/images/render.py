@@ -28,8 +28,8 @@ from genmodels.config import config  # noqa: E402
 from genmodels.device import seed_everything  # noqa: E402
 from genmodels.images.data import load_classes, load_split  # noqa: E402
 from genmodels.images.registry import load_checkpoint  # noqa: E402
-from genmodels.images.runs import reopen_run  # noqa: E402
 from genmodels.images.train import encode_means  # noqa: E402
+from genmodels.tracking import model_run  # noqa: E402
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 
@@ -174,7 +174,7 @@ def render(cfg: RenderConfig, model_path: str | Path, data_dir: str | Path,
                                     out / "latent_scatter.png"))
         paths.append(figure_grid(model, cfg.grid_size, cfg.grid_extent, out / "latent_grid.png"))
 
-    with reopen_run(ckpt.get("run_id"), stage) as run:
+    with model_run(model_path, stage) as run:
         for p in paths:
             run.log_artifact(p, artifact_path="figures")
     return paths

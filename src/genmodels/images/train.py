@@ -33,6 +33,7 @@ from genmodels.images.data import batches, load_split, n_batches
 from genmodels.images.registry import build_model, save_checkpoint
 from genmodels.model_registry import register
 from genmodels.resume import Resume, rng_state, set_rng_state
+from genmodels.tracking import tag_checkpoint
 
 N_FIXED = 64  # images in each per-epoch sample grid (8 x 8)
 
@@ -164,7 +165,8 @@ def train(cfg, data_dir: str | Path, checkpoint: str | Path, metrics: str | Path
             run.log_artifact(png, artifact_path="samples")
 
         if info.is_main:
-            save_checkpoint(model.cpu(), image_shape, checkpoint, run_id=run.run_id)
+            save_checkpoint(model.cpu(), image_shape, checkpoint)  # no run id: see tracking.py
+            tag_checkpoint(run.run_id, checkpoint)  # how evaluate and render find this run
             # The generator (noise -> images) as an MLflow model: pyfunc.load_model / models serve.
             logged = log_model(ImageGenerator(model), image_example(cfg.latent_dim))
             register(stage.partition("@")[2] or stage, "image", logged.model_uri, checkpoint)

@@ -286,8 +286,11 @@ def train(
         model.load_state_dict(best["state_dict"])
         save_checkpoint(model_out, model, model_cfg, cfg.arch, list(vocab.itos),
                         epoch=best["epoch"], val_loss=best["val"]["loss"], newline=newline,
-                        unk_alpha=s.unk_alpha, run_id=run_id)
+                        unk_alpha=s.unk_alpha)  # no run id: the same bytes for the same model
         if run_id:  # next-token log-probs, of a model fresh from the checkpoint
+            from genmodels.tracking import tag_checkpoint
+
+            tag_checkpoint(run_id, model_out)  # how evaluate and render find this run
             from genmodels.export import NextTokenLogProbs, log_model, text_example
             from genmodels.model_registry import register
             from genmodels.text.registry import load_checkpoint
