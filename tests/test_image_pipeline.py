@@ -32,7 +32,8 @@ TINY_EVALUATE = dict(n_samples=40, k=3, kid_subsets=2, kid_subset_size=20, batch
 TINY_RENDER = dict(grid_size=3, grid_extent=3.0, arithmetic_from="Dress",
                    arithmetic_to="Pullover", steps=3, max_scatter=50, seed=0)
 FIGURES_2D = {"reconstructions.png", "latent_arithmetic.png", "interpolation.png",
-              "loss_curves.png", "latent_scatter.png", "latent_grid.png"}
+              "loss_curves.png", "latent_scatter.png", "latent_grid.png", "prior_samples.png",
+              "test_images.png"}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,12 @@ def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
                            tmp_path / f"eval_{name}.json")
         for key in ("test/recon_mse", "test/recon_bce", "samples/fid", "samples/kid",
                     "samples/precision", "samples/recall", "samples/class_entropy",
-                    "floor/fid", "novelty/ratio"):
+                    "floor/fid", "novelty/ratio", "samples/confidence", "reference/confidence",
+                    "samples/confidence_vs_test"):
             assert key in results, key
+        shares = [v for k, v in results.items() if k.startswith("classes/")]
+        assert len(shares) == 10 and sum(shares) == pytest.approx(1.0)  # every sample counted
+        assert 0.1 <= results["samples/confidence"] <= 1  # a max over 10 classes: >= 1/10
         assert ("test/nelbo" in results) == (name != "ae")
         saved = json.loads((tmp_path / f"eval_{name}.json").read_text())
         assert saved["samples"]["fid"] == pytest.approx(results["samples/fid"])

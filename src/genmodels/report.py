@@ -113,6 +113,23 @@ def link(path: Path, out: Path) -> str:
     return os.path.relpath(path, out.parent).replace(os.sep, "/")
 
 
+def class_table(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Which garments the samples are: the classifier's class shares and its confidence."""
+    classes = columns(metrics.values(), ("classes/",))
+    if not classes:
+        return []
+    test = next((m["reference/confidence"] for m in metrics.values()
+                 if "reference/confidence" in m), None)
+    rows = [[f"`{n}`", *(m.get(c) for c in classes), m.get("samples/confidence")]
+            for n, m in metrics.items()]
+    rows.append(["test images", *(0.1 for _ in classes), test])
+    return ["Classes of the samples: the share of samples the evaluation classifier puts in "
+            "each class (test images: 0.1 each), and its mean top-class probability "
+            "(confidence) on them.", "",
+            table(["model", *(c.removeprefix("classes/") for c in classes), "confidence"], rows),
+            ""]
+
+
 def image_section(src: Sources) -> list[str]:
     metrics = {n: read_metrics(src.image_metrics, n) for n in src.image_models}
     cols = columns(metrics.values(), ("test/", "samples/", "novelty/"))
@@ -127,9 +144,15 @@ def image_section(src: Sources) -> list[str]:
            "Test-set metrics (`reports/evaluate_image/`); sample metrics use 10,000 draws from "
            "the prior, in the evaluation classifier's feature space.", "",
            table(["model", *cols], rows), ""]
+    out += class_table(metrics)
     for name in src.image_models:
         out += [f"### `{name}`", "", f"MLflow run: `{run_id(src.models / 'image' / f'{name}.pt') or '–'}`", ""]
         folder = src.image_figures / name
+        grids = [folder / "prior_samples.png", folder / "test_images.png"]
+        if all(p.is_file() for p in grids):  # first what a viewer judges: samples beside data
+            out += ["64 samples from the prior (fixed noise) | 64 test images", "---|---",
+                    f"![{name} prior samples]({link(grids[0], src.out)}) | "
+                    f"![test images]({link(grids[1], src.out)})", ""]
         for fig in IMAGE_FIGURES:
             path = folder / f"{fig}.png"
             if path.is_file():

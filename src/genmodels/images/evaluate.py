@@ -21,7 +21,7 @@ from genmodels.device import seed_everything
 from genmodels.images import metrics as M
 from genmodels.images.autoencoder import Autoencoder, bernoulli_nll, gaussian_kl
 from genmodels.images.classifier import load_classifier
-from genmodels.images.data import batches, load_split
+from genmodels.images.data import batches, load_classes, load_split
 from genmodels.images.registry import load_checkpoint
 from genmodels.tracking import model_run
 
@@ -74,10 +74,19 @@ def draw_samples(model, n: int, batch_size: int, generator: torch.Generator) -> 
 
 def sample_metrics(dist: M.FeatureDistances, feats, probs, real_feats, k: int,
                    seed: int) -> dict[str, float]:
-    """FID, KID, precision/recall against the reference set, and class entropy, of one set."""
+    """FID, KID, precision/recall against the reference set, class entropy and confidence
+    (the classifier's mean top-class probability: "these are garments"), of one set."""
     out = dist(feats, seed) | M.precision_recall(real_feats, feats, k)
     out["class_entropy"] = M.class_entropy(probs)
+    out["confidence"] = probs.max(1).values.mean().item()
     return out
+
+
+def class_shares(probs: torch.Tensor, classes: list[str]) -> dict[str, float]:
+    """The share of images the classifier assigns to each class (its argmax): "of every
+    class" as numbers. Test images give 0.1 each."""
+    counts = torch.bincount(probs.argmax(1), minlength=len(classes)).double()
+    return {name: (c / len(probs)).item() for name, c in zip(classes, counts, strict=True)}
 
 
 def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str | Path,
@@ -96,7 +105,7 @@ def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str |
     # Every image passes through the classifier once; FID, KID, precision/recall,
     # class entropy and novelty all work on these features.
     bs = cfg.batch_size
-    test_feats, _ = M.extract(classifier, test_x, bs)
+    test_feats, test_probs = M.extract(classifier, test_x, bs)
     train_feats, train_probs = M.extract(classifier, train_x, bs)
     fake_feats, fake_probs = M.extract(classifier, draw_samples(model, cfg.n_samples, bs, gen), bs)
     # The floor: as many training images as samples, the score a perfect model would reach.
@@ -109,6 +118,15 @@ def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str |
     floor_m = sample_metrics(dist, train_feats[floor], train_probs[floor], test_feats, k, cfg.seed)
     results |= {f"samples/{k_}": v for k_, v in sample_m.items()}
     results |= {f"floor/{k_}": v for k_, v in floor_m.items()}
+    # Confidence on samples against the same on test images (the issue's "at least 90%")
+    results["reference/confidence"] = test_probs.max(1).values.mean().item()
+    results["samples/confidence_vs_test"] = results["samples/confidence"] / results[
+        "reference/confidence"]
+    classes = load_classes(data_dir) if (Path(data_dir) / "meta.json").is_file() else [
+        str(i) for i in range(test_probs.size(1))]
+    # ("T-shirt/top" -> "T-shirt-top": a "/" would nest the metrics JSON one level deeper)
+    results |= {f"classes/{c.replace('/', '-')}": v
+                for c, v in class_shares(fake_probs, classes).items()}
     results |= {f"novelty/{k_}": v for k_, v in
                 M.novelty(fake_feats, test_feats, train_feats).items()}
 

@@ -1,5 +1,8 @@
 """Figures of a trained image model, written as PNGs and logged to its MLflow run.
 
+- ``prior_samples.png`` and ``test_images.png``: 64 draws from the prior, decoded from
+  noise fixed by the seed (the same noise for every model of a latent size), and 64 test
+  images, as 8x8 grids to look at side by side;
 - ``reconstructions.png``: the workshop's 3x8 figure: test data, their
   reconstructions, and prior samples;
 - ``latent_scatter.png`` and ``latent_grid.png`` (2-D latents only): test codes
@@ -65,6 +68,25 @@ def _save(fig, path: Path) -> Path:
 @torch.no_grad()
 def decode(model, z):
     return torch.sigmoid(model.decode(z))  # (B, C, H, W) in [0, 1]
+
+
+def save_grid(images: torch.Tensor, path: Path, scale: int = 2) -> Path:
+    """(64, C, H, W) in [0, 1] -> an 8x8 PNG, each pixel ``scale`` x ``scale`` (nearest,
+    so the pixels stay sharp); one pixel of padding."""
+    from torchvision.utils import save_image
+
+    big = torch.nn.functional.interpolate(images.float().cpu(), scale_factor=scale, mode="nearest")
+    save_image(big, path, nrow=8, padding=2, pad_value=1.0)
+    return path
+
+
+@torch.no_grad()
+def figure_sample_grids(model, test_x, seed: int, out: Path, n: int = 64) -> list[Path]:
+    """64 prior samples from fixed noise and 64 test images, as two 8x8 grids."""
+    noise = torch.Generator().manual_seed(seed)  # not the figures' generator: fixed noise
+    samples = model.sample(n, noise)
+    real = test_x[torch.randperm(len(test_x), generator=noise)[:n]]
+    return [save_grid(samples, out / "prior_samples.png"), save_grid(real, out / "test_images.png")]
 
 
 def figure_reconstructions(model, test_x, gen, path: Path, n: int = 8) -> Path:
@@ -163,6 +185,7 @@ def render(cfg: RenderConfig, model_path: str | Path, data_dir: str | Path,
     codes = encode_means(model, test_x)  # (N, latent)
 
     paths = [
+        *figure_sample_grids(model, test_x, cfg.seed, out),
         figure_reconstructions(model, test_x, gen, out / "reconstructions.png"),
         figure_arithmetic(model, codes, test_y, classes, cfg, out / "latent_arithmetic.png"),
         figure_interpolation(model, test_x, codes, gen, cfg.steps, out / "interpolation.png"),
