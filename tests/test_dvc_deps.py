@@ -16,7 +16,9 @@ import yaml
 from genmodels.imports import closure
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PIPELINES = ("dvc.yaml", "inception/dvc.yaml")  # the default pipeline, the opt-in one
+STAGES = {f"{f}:{name}": stage for f in PIPELINES
+          for name, stage in yaml.safe_load((ROOT / f).read_text())["stages"].items()}
 
 
 def stage_body(stage: dict) -> dict:

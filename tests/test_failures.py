@@ -405,11 +405,13 @@ STAGE_ARGS = {
                       "--samples", "s"],
     "render_text": ["--name", "x", "--corpus", "toy", "--model", "m.pt", "--plots", "p",
                     "--out", "o"],
+    "inception_reference": ["--data", "d", "--features", "f.pt", "--metrics", "m"],
+    "inception_fid": ["--name", "x", "--model", "m.pt", "--features", "f.pt", "--metrics", "m"],
 }
 STAGE_NAMES = {"prepare_text": "prepare_text@toy", "train_image": "train_image@x",
                "evaluate_image": "evaluate_image@x", "render_image": "render_image@x",
                "train_text": "train_text@x", "evaluate_text": "evaluate_text@x",
-               "render_text": "render_text@x"}
+               "render_text": "render_text@x", "inception_fid": "inception_fid@x"}
 
 
 NO_PARAMS = {"evaluate_classifier", "mlflow_runs"}  # stages that read no params.yaml section

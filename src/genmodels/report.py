@@ -130,6 +130,26 @@ def class_table(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
             ""]
 
 
+def inception_table(folder: Path, models: list[str]) -> list[str]:
+    """The opt-in Inception-FID and KID (``inception/dvc.yaml``), when they were computed."""
+    scores = {n: read_metrics(folder, n) for n in models}
+    scores = {n: m for n, m in scores.items() if "inception/fid" in m}
+    if not scores:
+        return ["Inception-FID (the papers' scale) is opt-in: `dvc repro inception/dvc.yaml` "
+                "(about 15 minutes per 10,000 images on 2 CPU cores), then `dvc repro`.", ""]
+    floor = read_metrics(folder, "floor")
+    rows = [[f"`{n}`", m["inception/fid"], m["inception/kid"], m["inception/n_samples"],
+             m["inception/wall_s"]] for n, m in scores.items()]
+    if floor:
+        rows.append(["train vs test (floor)", floor.get("floor/fid"), floor.get("floor/kid"),
+                     floor.get("n_train"), floor.get("wall_s")])
+    return ["FID and KID in Inception features, the scale papers report (Heusel et al. 2017): "
+            "prior samples against the 10,000 test images, grey repeated to RGB, bilinear "
+            "upsampling to 299 x 299 (`dvc repro inception/dvc.yaml`).", "",
+            table(["model", "Inception-FID", "Inception-KID", "samples", "wall time (s)"], rows),
+            ""]
+
+
 def image_section(src: Sources) -> list[str]:
     metrics = {n: read_metrics(src.image_metrics, n) for n in src.image_models}
     cols = columns(metrics.values(), ("test/", "samples/", "novelty/"))
@@ -145,6 +165,7 @@ def image_section(src: Sources) -> list[str]:
            "the prior, in the evaluation classifier's feature space.", "",
            table(["model", *cols], rows), ""]
     out += class_table(metrics)
+    out += inception_table(src.image_metrics / "inception", src.image_models)
     for name in src.image_models:
         out += [f"### `{name}`", "", f"MLflow run: `{run_id(src.models / 'image' / f'{name}.pt') or '–'}`", ""]
         folder = src.image_figures / name
