@@ -146,3 +146,40 @@ def test_checkpoint_round_trip_without_pickled_modules(name, tmp_path, batch):
     assert torch.equal(first, first2)
     assert torch.equal(model.z_from_noise(torch.ones(1, model.config.latent_dim)),
                        loaded.z_from_noise(torch.ones(1, model.config.latent_dim)))
+
+
+def test_spectral_norm_bounds_each_discriminator_layer():
+    """Miyato et al. 2018: each layer's weight is divided by its largest singular value."""
+    model = make("vaegan", spectral_norm=True)
+    model.train()
+    opts = model.make_optimizers(1e-3)
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):  # power iteration runs at each training forward
+        model.train_step(x, opts)
+    layers = [m for m in model.discriminator.modules() if hasattr(m, "parametrizations")]
+    assert len(layers) == 3  # two convolutions and the output layer
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.15)  # conv: of its reshaped kernel
+
+
+def test_ttur_gives_the_discriminator_its_own_rate():
+    opts = make("vaegan", dis_lr_scale=4.0).make_optimizers(1e-4)
+    assert [o.param_groups[0]["lr"] for o in opts] == [1e-4, 1e-4, 4e-4]
+
+
+def test_samples_come_from_the_decoders_moving_average():
+    model = make("vaegan", ema=0.9)
+    model.train()
+    opts = model.make_optimizers(1e-2)
+    before = [p.clone() for p in model.decoder_ema.parameters()]
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model.train_step(x, opts)
+    for avg, old, new in zip(model.decoder_ema.parameters(), before, model.decoder.parameters(),
+                             strict=True):
+        torch.testing.assert_close(avg, 0.9 * old + 0.1 * new)  # one step of the average
+    model.eval()
+    z = torch.randn(4, model.config.latent_dim)
+    assert torch.equal(model.decode(z), model.decoder_ema(z))  # evaluation uses the average
+    assert not torch.equal(model.decode(z), model.decoder(z))

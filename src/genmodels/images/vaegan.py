@@ -18,6 +18,7 @@ pytorch/examples' DCGAN does. Three optimizers; the step is ``train_step``.
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Literal
 
 import pydantic
@@ -59,23 +60,33 @@ class VAEGANConfig:
     # Target of the discriminator on real images: < 1 is one-sided label smoothing
     # (Salimans et al. 2016, arXiv 1606.03498), which keeps it from overpowering the decoder.
     real_label: Annotated[float, pydantic.Field(gt=0.5, le=1)] = 1.0
+    # GAN practice after Larsen et al.: spectral normalisation of the discriminator's layers
+    # (Miyato et al. 2018, arXiv 1802.05957; it then has no batch norm), the two time-scale
+    # update rule (Heusel et al. 2017, arXiv 1706.08500: the discriminator's lr is
+    # dis_lr_scale x lr), and an exponential moving average of the decoder's weights for
+    # sampling and evaluation (Yazici et al. 2019, arXiv 1806.04498; 0 = off)
+    spectral_norm: bool = False
+    dis_lr_scale: PositiveFloat = 1.0
+    ema: Annotated[float, pydantic.Field(ge=0, lt=1)] = 0.0
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
 class Discriminator(nn.Module):
     """(B, C, H, W) -> hidden features Dis_l (B, F) and a real/fake logit (B,)."""
 
-    def __init__(self, image_shape, channels):
+    def __init__(self, image_shape, channels, spectral_norm: bool = False):
         super().__init__()
         c, h, w = image_shape
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         layers, c_in = [], c
         for i, c_out in enumerate(channels):  # DCGAN: batch norm on all but the first conv
-            layers += [speed.Conv2d(c_in, c_out, 3, stride=2, padding=1),  # nn.Conv2d, faster dx
-                       nn.BatchNorm2d(c_out) if i > 0 else nn.Identity(), nn.LeakyReLU(0.2)]
+            norm = nn.BatchNorm2d(c_out) if i > 0 and not spectral_norm else nn.Identity()
+            layers += [sn(speed.Conv2d(c_in, c_out, 3, stride=2, padding=1)),  # faster dx
+                       norm, nn.LeakyReLU(0.2)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * conv_out_side(h, len(channels)) * conv_out_side(w, len(channels))
-        self.out = speed.Linear(flat, 1)
+        self.out = sn(speed.Linear(flat, 1))
 
     def features(self, x):
         return speed.flatten(self.convs(x))  # (B, 64 * 7 * 7)
@@ -93,15 +104,31 @@ class VAEGAN(ImageModel):
                                    batchnorm=True)
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim,
                                    batchnorm=True)
-        self.discriminator = Discriminator(image_shape, cfg.disc_channels)
+        self.discriminator = Discriminator(image_shape, cfg.disc_channels, cfg.spectral_norm)
+        # The decoder's moving average: what samples and evaluation use (see VAEGANConfig.ema)
+        self.decoder_ema = copy.deepcopy(self.decoder).requires_grad_(False) if cfg.ema else None
         speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """decoder_ema <- ema * decoder_ema + (1 - ema) * decoder; buffers (batch-norm
+        statistics) copied."""
+        if self.decoder_ema is None:
+            return
+        for avg, p in zip(self.decoder_ema.parameters(), self.decoder.parameters(), strict=True):
+            avg.lerp_(p, 1 - self.config.ema)
+        for avg, b in zip(self.decoder_ema.buffers(), self.decoder.buffers(), strict=True):
+            avg.copy_(b)
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
         return mu, logvar
 
     def decode(self, z):
-        return self.decoder(z)  # (B, C, H, W) logits
+        """(B, latent) -> (B, C, H, W) logits; out of training, by the decoder's average."""
+        if self.decoder_ema is not None and not self.training:
+            return self.decoder_ema(z)
+        return self.decoder(z)
 
     def z_from_noise(self, eps):
         return eps
@@ -134,8 +161,11 @@ class VAEGAN(ImageModel):
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         betas = (self.config.beta1, 0.999)
-        return [torch.optim.Adam(net.parameters(), lr=lr, betas=betas, **speed.adam_options(net.parameters()))
-                for net in (self.encoder, self.decoder, self.discriminator)]
+        rates = (lr, lr, lr * self.config.dis_lr_scale)  # TTUR: the discriminator's own rate
+        return [torch.optim.Adam(net.parameters(), lr=rate, betas=betas,
+                                 **speed.adam_options(net.parameters()))
+                for net, rate in zip((self.encoder, self.decoder, self.discriminator), rates,
+                                     strict=True)]
 
     def train_step(self, x, optimizers) -> dict[str, float]:
         opt_enc, opt_dec, opt_dis = optimizers
@@ -175,6 +205,7 @@ class VAEGAN(ImageModel):
             p.grad = g
         opt_enc.step()
         opt_dec.step()
+        self.update_ema()
         dis.zero_grad(set_to_none=True)  # the enc/dec losses left no grads we want there
 
         return {
