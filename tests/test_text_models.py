@@ -167,6 +167,27 @@ def test_checkpoint_round_trip(tmp_path, name):
     assert torch.equal(loaded(x)[0], model(x)[0])
 
 
+def train_tiny_transformer(text: str, **model):
+    """A 32-wide Transformer trained by the real loop (train_epoch, the cache carried) for
+    10 epochs on ``text``: (model in eval mode, vocabulary, token ids)."""
+    from genmodels.data.text import Vocab, tokenize
+    from genmodels.text.data import batchify
+    from genmodels.text.train import TrainSettings, make_optimizer, train_epoch
+
+    torch.manual_seed(0)
+    tokens = tokenize(text, "line")
+    vocab = Vocab.build(tokens)
+    ids = torch.tensor(vocab.encode(tokens))
+    net = TransformerLM(TransformerConfig(n_embd=32, n_head=2, context=32, dropout=0.0,
+                                          vocab_size=len(vocab), **model))
+    s = TrainSettings(epochs=1, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-3, warmup=1,
+                      weight_decay=0.0, clip=1.0)
+    opt, step = make_optimizer(net, s), 0
+    for _ in range(10):
+        _, step = train_epoch(net, opt, batchify(ids, 4), s, step, 10**6, "train")
+    return net.eval(), vocab, ids
+
+
 def test_transformer_trained_with_a_carried_cache_predicts_from_a_cold_start(one_thread):
     """Issue 11: the Transformer carries its key/value cache from window to window in
     training, so without memory dropout every training position saw a full cache, and
@@ -175,24 +196,9 @@ def test_transformer_trained_with_a_carried_cache_predicts_from_a_cold_start(one
     model must predict the first tokens of a window from scratch, not only by copying
     from a long cache: here the loss on the first 4 tokens of cold windows was 1.9-2.2
     nats without memory dropout, and is 0.5-0.8 with it."""
-    from genmodels.data.text import Vocab, tokenize
-    from genmodels.text.data import batchify
-    from genmodels.text.train import TrainSettings, make_optimizer, train_epoch
-
     from conftest import VERSE
 
-    torch.manual_seed(0)
-    tokens = tokenize(VERSE * 30, "line")
-    vocab = Vocab.build(tokens)
-    ids = torch.tensor(vocab.encode(tokens))
-    model = TransformerLM(TransformerConfig(n_embd=32, n_head=2, n_layer=1, context=32, dropout=0.0,
-                                            vocab_size=len(vocab)))
-    s = TrainSettings(epochs=1, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-3, warmup=1,
-                      weight_decay=0.0, clip=1.0)
-    opt, step = make_optimizer(model, s), 0
-    for _ in range(10):
-        _, step = train_epoch(model, opt, batchify(ids, 4), s, step, 10**6, "train")
-    model.eval()
+    model, _, ids = train_tiny_transformer(VERSE * 30, n_layer=1)
     x = ids[64 : 64 + 8 * 20].view(20, 8)  # 20 windows of 8 tokens, each read from scratch
     y = ids[65 : 65 + 8 * 20].view(20, 8)
     with torch.no_grad():
@@ -230,22 +236,9 @@ def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
     samples opened with a dozen blank lines. The attention sink lets it count. Trained on
     speeches one blank line apart, P(<nl>) after two line breaks must fall well below its
     value after one. Without the sink the two are equal (the xfail)."""
-    from genmodels.data.text import NL, Vocab, tokenize
-    from genmodels.text.data import batchify
-    from genmodels.text.train import TrainSettings, make_optimizer, train_epoch
+    from genmodels.data.text import NL
 
-    torch.manual_seed(0)
-    tokens = tokenize(SPEECHES * 30, "line")
-    vocab = Vocab.build(tokens)
-    ids = torch.tensor(vocab.encode(tokens))
-    model = TransformerLM(TransformerConfig(n_embd=32, n_head=2, n_layer=2, context=32,
-                                            dropout=0.0, sink=sink, vocab_size=len(vocab)))
-    s = TrainSettings(epochs=1, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-3, warmup=1,
-                      weight_decay=0.0, clip=1.0)
-    opt, step = make_optimizer(model, s), 0
-    for _ in range(10):
-        _, step = train_epoch(model, opt, batchify(ids, 4), s, step, 10**6, "train")
-    model.eval()
+    model, vocab, _ = train_tiny_transformer(SPEECHES * 30, n_layer=2, sink=sink)
     nl = vocab.stoi[NL]
     one, two, three = (cold_nl_share(model, nl, n) for n in (1, 2, 3))
     print(f"P(<nl>) after 1, 2, 3 line breaks: {one:.3f} {two:.3f} {three:.3f}")

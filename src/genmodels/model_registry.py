@@ -21,7 +21,6 @@ tagged ``genmodels.model_run_id`` with it (evaluate_text's own runs).
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,9 @@ def model_name(entry: str) -> str:
 
 
 def md5(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from genmodels.tracking import file_digest
+
+    return file_digest(path, "md5")
 
 
 def client():

@@ -390,14 +390,16 @@ def start_run(
 CHECKPOINT_TAG = "genmodels.checkpoint_sha256"
 
 
-def sha256(path: str | Path) -> str:
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (``hashlib``'s ``algorithm``)."""
     import hashlib
 
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def sha256(path: str | Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def tag_checkpoint(run_id: str, checkpoint: str | Path) -> None:
