@@ -38,7 +38,7 @@ PARAMS = {
                    tie_weights=True, cutoffs=[20]),
         train=dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
                    weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0,
-                   max_batches=6, unk_alpha=0.5))},
+                   limit_batches=6, unk_alpha=0.5))},
 }
 STAGES = {  # script, its arguments, the checkpoint's flag
     "ae": ("train_image.py", ["--name", "ae", "--data", "images", "--threads", "1"], "--checkpoint"),

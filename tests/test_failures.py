@@ -51,7 +51,7 @@ TEXT_MODEL = dict(n_embd=16, n_head=2, n_layer=1, context=16, dropout=0.1, tie_w
                   cutoffs=[])
 TEXT_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
                   weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0,
-                  max_batches=3)
+                  limit_batches=3)
 IMAGE_TINY = dict(channels=[4, 8], hidden_dim=8, epochs=2, batch_size=16, lr=1e-3, seed=0,
                   limit_batches=3)
 IMAGE_VARIANTS = {

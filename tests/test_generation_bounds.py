@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from genmodels.cli import main
-from genmodels.text.generate import READ_CHUNK, LanguageModel, complete
+from genmodels.text.generate import complete
+from genmodels.text.model import LanguageModel
 from genmodels.text.registry import build_model, save_checkpoint
+from genmodels.text.sampling import READ_CHUNK
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

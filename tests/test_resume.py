@@ -127,7 +127,7 @@ def tiny_lstm_project(path, tiny_pipeline):
     params = apply_tiny_params(project)
     params["checkpoint_every"] = 25
     params["train_text"] = {"lstm_shakespeare": params["train_text"]["lstm_shakespeare"]}
-    params["train_text"]["lstm_shakespeare"]["train"]["max_batches"] = 400
+    params["train_text"]["lstm_shakespeare"]["train"]["limit_batches"] = 400
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(tiny_pipeline / "data/prepared/shakespeare",
                     project / "data/prepared/shakespeare")

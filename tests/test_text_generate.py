@@ -6,14 +6,9 @@ import math
 import pytest
 import torch
 
-from genmodels.text.generate import (
-    check_sampling,
-    complete,
-    encode_prompt,
-    filter_logits,
-    sample_next,
-)
+from genmodels.text.generate import complete, encode_prompt
 from genmodels.text.registry import build_model
+from genmodels.text.sampling import check_sampling, filter_logits, sample_next
 
 VOCAB = ["<unk>", "<nl>", "<eos>", "the", "king", "is", "dead", ".", ",", "long", "live"]
 
@@ -126,7 +121,7 @@ def test_prompt_unknown_words_warn_and_empty_prompt_is_unprompted(caplog):
 
 def test_generation_never_writes_unk_even_when_the_model_prefers_it():
     """Issue 11: <unk> is scored (the model gives it mass) but never generated, greedy or sampled."""
-    from genmodels.text.generate import LanguageModel
+    from genmodels.text.model import LanguageModel
 
     class LovesUnk(LanguageModel):
         def forward(self, idx, targets=None, state=None):

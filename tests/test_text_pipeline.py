@@ -34,7 +34,7 @@ class Recorder:
         return cols
 
 TINY_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
-                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, max_batches=3,
+                  weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, limit_batches=3,
                   unk_alpha=0.5)
 TINY_MODELS = {
     "lstm_shakespeare": dict(corpus="shakespeare", arch="rnn", train=TINY_TRAIN, model=dict(

@@ -62,8 +62,9 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from genmodels.device import seed_everything
-    from genmodels.text.generate import check_sampling, complete
+    from genmodels.text.generate import complete
     from genmodels.text.registry import load_checkpoint
+    from genmodels.text.sampling import check_sampling
 
     check_sampling(args.temperature, args.top_k, args.top_p)
     model, itos, ckpt = load_checkpoint(checkpoint_path(args))

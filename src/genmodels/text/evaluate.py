@@ -30,10 +30,10 @@ from genmodels.config import config
 from genmodels.data.text import EOS, NL, PUNCTUATION, UNK
 from genmodels.device import seed_everything
 from genmodels.text.data import batchify, load_split, replace_rare
-from genmodels.text.generate import UNK_ID
 from genmodels.text.ngram import KneserNey, Unigram, score_stream
 from genmodels.text.registry import load_checkpoint
-from genmodels.text.train import evaluate_stream
+from genmodels.text.sampling import UNK_ID
+from genmodels.text.scoring import evaluate_stream
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from genmodels.checkpoints import CheckpointError, model_mismatch, read_checkpoint
 from genmodels.config import ParamsError, as_dict, from_dict
-from genmodels.text.generate import LanguageModel
+from genmodels.text.model import LanguageModel
 from genmodels.text.rnn import RNNLM, RNNConfig
 from genmodels.text.transformer import TransformerConfig, TransformerLM
 

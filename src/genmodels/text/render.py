@@ -13,8 +13,9 @@ from pydantic import Field
 from genmodels.config import config
 from genmodels.device import seed_everything
 from genmodels.io import atomic_open
-from genmodels.text.generate import check_sampling, complete
+from genmodels.text.generate import complete
 from genmodels.text.registry import load_checkpoint
+from genmodels.text.sampling import check_sampling
 
 log = logging.getLogger(__name__)
 

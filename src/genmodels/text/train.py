@@ -41,8 +41,8 @@ from genmodels.text.data import (
     require_tokens,
     windows,
 )
-from genmodels.text.generate import LanguageModel
 from genmodels.text.registry import build_model, save_checkpoint
+from genmodels.text.scoring import evaluate_stream
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class TrainSettings:
     # Word dropout to <unk>: a word seen c times becomes <unk> with chance unk_alpha / (unk_alpha + c),
     # drawn anew each epoch, so the model learns how likely a new word is (0 = off)
     unk_alpha: Annotated[float, Field(ge=0)] = 0.0
-    max_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
+    limit_batches: Annotated[int, Field(ge=0)] = 0  # per epoch and per evaluation; 0 = all (smoke runs)
     seed: int = 0
     device: Device = "auto"  # cuda, then mps, else cpu
 
@@ -89,39 +89,6 @@ def get_lr(step: int, total: int, s: TrainSettings) -> float:
     return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-@torch.no_grad()
-def evaluate_stream(
-    model: LanguageModel, data: torch.Tensor, bptt: int, max_batches: int = 0, desc: str = "eval",
-    info: Dist = SINGLE, unk_id: int = 0,
-) -> dict[str, float]:
-    """Mean next-token loss, perplexity, top-1 and top-5 accuracy over a batchified (B, L) stream,
-    the state carried across windows; also the perplexity on targets that are not ``<unk>``
-    (``ppl_known``) and the share of targets that are (``unk_share``). With several ranks, each
-    passes its own columns and the sums are added."""
-    model.eval()
-    total_loss, known_loss, top1, top5, count, known, state = 0.0, 0.0, 0, 0, 0, 0, None
-    n = n_windows(data, bptt) if not max_batches else min(max_batches, n_windows(data, bptt))
-    for x, y in tqdm(itertools.islice(windows(data, bptt), n), total=n, desc=desc, leave=False,
-                     disable=not info.is_main):
-        logits, _, state = model(x, None, state)  # (B, T, V)
-        nll = -torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]  # (B, T)
-        is_known = y != unk_id
-        total_loss += nll.sum().item()
-        known_loss += nll[is_known].sum().item()
-        best5 = logits.topk(5, dim=-1).indices  # (B, T, 5)
-        top1 += (best5[..., 0] == y).sum().item()
-        top5 += (best5 == y[..., None]).any(-1).sum().item()
-        count += y.numel()
-        known += is_known.sum().item()
-    sums = reduce_sum({"loss": total_loss, "known_loss": known_loss, "top1": top1, "top5": top5,
-                       "count": count, "known": known}, info)
-    mean = sums["loss"] / sums["count"]
-    return {"loss": mean, "ppl": perplexity(mean), "acc": sums["top1"] / sums["count"],
-            "top5": sums["top5"] / sums["count"],
-            "ppl_known": perplexity(sums["known_loss"] / max(1, sums["known"])),
-            "unk_share": 1 - sums["known"] / sums["count"]}
-
-
 @dataclass
 class EpochProgress:
     """How far one rank is through an epoch: what a resume checkpoint keeps of it."""
@@ -140,7 +107,7 @@ def train_epoch(model, opt, data, s: TrainSettings, step: int, total: int, desc:
     inner = getattr(model, "module", model)  # the model inside DistributedDataParallel
     model.train()
     p = progress or EpochProgress()
-    n = n_windows(data, s.bptt) if not s.max_batches else min(s.max_batches, n_windows(data, s.bptt))
+    n = n_windows(data, s.bptt) if not s.limit_batches else min(s.limit_batches, n_windows(data, s.bptt))
     device, before, t0 = data.device, p.count, time.perf_counter()
     bar = tqdm(itertools.islice(windows(data, s.bptt), p.window, n), total=n, initial=p.window,
                desc=desc, leave=False, disable=not info.is_main)
@@ -241,8 +208,8 @@ def train(
                  n_params / 1e6, len(vocab), info.world_size, device)
     opt = make_optimizer(model, s)
     per_epoch = n_windows(batchify(train_ids, s.batch_size), s.bptt)
-    if s.max_batches:
-        per_epoch = min(per_epoch, s.max_batches)
+    if s.limit_batches:
+        per_epoch = min(per_epoch, s.limit_batches)
     total = s.epochs * per_epoch
 
     at = resume.state or {"epoch": 1, "step": 0, "best": None}  # where a killed run stopped
@@ -265,7 +232,7 @@ def train(
         tr, step = train_epoch(ddp, opt, train_data, s, step, total, f"{name} epoch {epoch}",
                                info, progress, on_step)
         with autocast(device):
-            va = evaluate_stream(model, val_data, s.bptt, s.max_batches, desc="val", info=info)
+            va = evaluate_stream(model, val_data, s.bptt, s.limit_batches, desc="val", info=info)
         metrics = {**{f"train/{k}": v for k, v in tr.items()},
                    **{f"val/{k}": v for k, v in va.items()},
                    "lr": opt.param_groups[0]["lr"]}

@@ -28,7 +28,7 @@ from torch import nn
 
 from genmodels import speed
 from genmodels.config import config
-from genmodels.text.generate import LanguageModel
+from genmodels.text.model import LanguageModel
 from genmodels.text.softmax import OutputLayer, output
 
 
