@@ -36,7 +36,7 @@ def test_report_lists_every_model_and_every_image_link_resolves(tiny_pipeline):
 
 
 def test_everything_is_up_to_date_after_repro(tiny_pipeline):
-    status = run_dvc(tiny_pipeline, "status")
+    status = run_dvc(tiny_pipeline, "status", "dvc.yaml")
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
 
 
@@ -47,7 +47,7 @@ def test_changing_one_models_param_marks_only_its_stages_stale(tiny_pipeline):
     params["train_text"]["lstm_shakespeare"]["train"]["lr"] = 1.0e-2
     try:
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        status = run_dvc(tiny_pipeline, "status", "--json")
+        status = run_dvc(tiny_pipeline, "status", "--json", "dvc.yaml")
     finally:
         params_file.write_text(original)
     stale = set(yaml.safe_load(status.stdout))
@@ -117,7 +117,7 @@ def stale_after_touching(project, source: str) -> set[str]:
     original = path.read_text()
     try:
         path.write_text(original + "# touched\n")
-        status = run_dvc(project, "status", "--json")
+        status = run_dvc(project, "status", "--json", "dvc.yaml")
     finally:
         path.write_text(original)
     return set(yaml.safe_load(status.stdout))
@@ -150,9 +150,19 @@ def test_a_forced_retrain_writes_the_same_checkpoint_and_nothing_downstream_reru
     run_dvc(tiny_pipeline, "repro", "-f", "-s", f"train_text@{entry}",
             extra_env={"OMP_NUM_THREADS": "1"})
     assert checkpoint.read_bytes() == before
-    status = run_dvc(tiny_pipeline, "status")
+    status = run_dvc(tiny_pipeline, "status", "dvc.yaml")
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("genmodels").experiment_id],
                               f"tags.`{CHECKPOINT_TAG}` = '{sha256(checkpoint)}'")
     assert len(runs) >= 2  # the first training run and the forced one
+
+
+def test_the_default_repro_leaves_the_opt_in_inception_pipeline_alone(tiny_pipeline):
+    """Inception-FID costs about 15 minutes per 10,000 images on a CPU: the default `dvc
+    repro` (run by the fixture) must not have run it, nor plan to."""
+    assert not (tiny_pipeline / "reports/inception").exists()
+    dry = run_dvc(tiny_pipeline, "repro", "--dry").stdout
+    assert "inception" not in dry, dry
+    planned = run_dvc(tiny_pipeline, "repro", "--dry", "inception/dvc.yaml").stdout
+    assert "inception_reference" in planned and "inception_fid@vae" in planned

@@ -32,7 +32,7 @@ def test_push_clone_pull_leaves_nothing_to_do(tmp_path, tiny_pipeline):
     assert (clone / "data/prepared/sherlock/vocab.json").is_file()
     assert (clone / "data/models/image/vae.pt").is_file()
 
-    status = run_dvc(clone, "status")
+    status = run_dvc(clone, "status", "dvc.yaml")  # the default pipeline (not the opt-in one)
     assert "Data and pipelines are up to date" in status.stdout
     repro = run_dvc(clone, "repro")
     assert "Running stage" not in repro.stdout
