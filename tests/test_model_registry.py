@@ -101,3 +101,19 @@ def test_an_unknown_alias_is_a_one_line_error(store, capsys):
     assert main(["generate", "--checkpoint", "models:/genmodels-toy@champion"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genmodels: error: models:/genmodels-toy@champion") and err.count("\n") == 1
+
+
+def test_promote_judges_the_model_in_the_workspace(store, capsys):
+    """After `dvc exp apply <best>` the workspace holds the best experiment's checkpoint,
+    not the last one trained: promote makes that version the candidate first."""
+    import shutil
+
+    best = train_and_evaluate(store, 0, ppl=8.0)
+    train_and_evaluate(store, 1, ppl=12.0)  # trained last: the candidate alias points here
+    assert aliases() == {"candidate": "2"}
+    (store / "data/models/text").mkdir(parents=True)
+    shutil.copy(best, store / "data/models/text/toy.pt")  # what `dvc exp apply` would do
+    assert main(["promote", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "candidate: version 1, the checkpoint in the workspace" in out
+    assert aliases() == {"candidate": "1", "champion": "1"}

@@ -4,7 +4,7 @@
         --words 200 --temperature 0.5 --seed 0
     genmodels generate --model lstm --corpus shakespeare --interactive   # a prompt a line, until EOF
     genmodels generate --checkpoint models:/genmodels-lstm_sherlock@champion --prompt "holmes"
-    genmodels promote lstm_sherlock     # alias champion to the candidate if its test ppl is lower
+    genmodels promote lstm_sherlock     # champion -> the workspace's model if its test ppl is lower
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
 (``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
@@ -53,9 +53,33 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     return path
 
 
+def workspace_candidate(entry: str, checkpoint: Path) -> str | None:
+    """Alias ``candidate`` to the registered version of ``entry`` whose checkpoint is the
+    one in the workspace (same MD5; the newest such version), so that ``promote`` judges
+    the model ``dvc exp apply`` or ``dvc checkout`` put there, not merely the last one
+    trained. Returns the version, or None (no such file, or no version has those bytes)."""
+    from genmodels.model_registry import CANDIDATE, client, md5, model_name
+
+    if not checkpoint.is_file():
+        return None
+    mlf, name, digest = client(), model_name(entry), md5(checkpoint)
+    versions = [v for v in mlf.search_model_versions(f"name = '{name}'")
+                if v.tags.get("checkpoint_md5") == digest]
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    mlf.set_registered_model_alias(name, CANDIDATE, newest.version)
+    return newest.version
+
+
 def _promote(args: argparse.Namespace) -> int:
     from genmodels.model_registry import promote
 
+    for kind in ("text", "image"):
+        version = workspace_candidate(args.entry, Path(f"data/models/{kind}/{args.entry}.pt"))
+        if version is not None:
+            print(f"candidate: version {version}, the checkpoint in the workspace")
+            break
     print(promote(args.entry).message)
     return 0
 
@@ -109,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=1.0, help="1 = off")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_generate)
-    p = sub.add_parser("promote", help="alias champion to the candidate if its test metric is "
-                       "lower (models genmodels-<entry> in the MLflow registry)")
+    p = sub.add_parser("promote", help="alias champion to the candidate (the version whose "
+                       "checkpoint is in the workspace, else the last trained) if its test "
+                       "metric is lower (models genmodels-<entry> in the MLflow registry)")
     p.add_argument("entry", help="train_text or train_image entry, e.g. lstm_shakespeare, vae")
     p.set_defaults(func=_promote)
     return parser
