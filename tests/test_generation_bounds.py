@@ -7,7 +7,6 @@ each token as it is drawn; peak memory stays flat in the prompt's length and in 
 
 import itertools
 import logging
-import resource
 import subprocess
 import sys
 
@@ -160,4 +159,6 @@ def test_peak_memory_is_flat_in_prompt_length_and_words(tmp_path, arch, settings
     many_words = peak_kib(path, prompt_text(1_000), 20_000)
     assert long_prompt - base < 10_000, (base, long_prompt)
     assert many_words - base < 5_000, (base, many_words)
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_500_000  # under 1.5 GB
+    # under 1.5 GB, each generate process (RUSAGE_CHILDREN would also count the dvc runs
+    # that other tests of the session started)
+    assert max(base, long_prompt, many_words) < 1_500_000
