@@ -4,13 +4,15 @@
         --data data/prepared/fashion-mnist --out reports/evaluate_classifier/confusion.csv
 
 One ``actual,predicted`` row (class names) per test image, the input of DVC's
-``confusion`` plot template (dvc.yaml, top-level ``plots:``).
+``confusion`` plot template (dvc.yaml, top-level ``plots:``); the same CSV and
+a picture of the matrix go to the classifier's MLflow training run.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ from genmodels.images.classifier import load_classifier
 from genmodels.images.data import batches, load_classes, load_split
 from genmodels.io import atomic_open
 from genmodels.stage import run_stage
+from genmodels.tracking import model_run
 
 
 @torch.no_grad()
@@ -30,14 +33,50 @@ def confusion_rows(model, images, labels, classes: list[str], batch_size: int = 
                                                       strict=True))
 
 
+def confusion_png(csv_text: str, classes: list[str], path: Path) -> Path:
+    """The confusion matrix as a picture: counts, actual classes down, predicted across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = {c: i for i, c in enumerate(classes)}
+    counts = torch.zeros(len(classes), len(classes), dtype=torch.long)
+    for line in csv_text.splitlines()[1:]:
+        actual, predicted = line.rsplit(",", 1)
+        counts[index[actual], index[predicted]] += 1
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(counts.numpy(), cmap="Blues")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            n = int(counts[i, j])
+            ax.text(j, i, n, ha="center", va="center", fontsize=7,
+                    color="white" if n > counts.max().item() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("classifier on the test split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def evaluate_classifier(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = load_classifier(args.classifier)
     images, labels = load_split(args.data, "test")
     classes = (load_classes(args.data) if (args.data / "meta.json").is_file()
                else [str(i) for i in range(int(labels.max()) + 1)])
-    with atomic_open(args.out) as f:
-        f.write(confusion_rows(model, images, labels, classes))
+    rows = confusion_rows(model, images, labels, classes)
+    # Into the classifier's training run: its curves, test metric, confusion matrix and model.
+    with model_run(args.classifier, "evaluate_classifier") as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        run.log_artifact(confusion_png(rows, classes, Path(tmp) / "confusion.png"), "figures")
+        with atomic_open(args.out) as f:
+            f.write(rows)
+        run.log_artifact(args.out, "figures")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ import torch
 
 from genmodels import distributed
 from genmodels.config import as_dict, load_section
-from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.classifier import ClassifierConfig
+from genmodels.images.train_classifier import train_classifier
 from genmodels.resume import Resume, add_resume_arguments
 from genmodels.stage import run_stage
 

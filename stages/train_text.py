@@ -44,11 +44,8 @@ def train_text(args: argparse.Namespace, stage: str) -> None:
     with distributed.session(cfg.train.device) as (info, _):
         resume = Resume(args.resume, args.checkpoint_every, info, config=as_dict(cfg),
                         data=[args.data])
-        with distributed.tracking_run(info, stage, as_dict(cfg), metrics_path=args.metrics,
-                                      plots_path=args.plots, run_id=resume.run_id,
-                                      inputs=[args.data]) as run:
-            train(cfg, args.data, args.model, run=run, name=args.name, newline=newline,
-                  resume=resume)
+        train(cfg, args.data, args.model, args.metrics, args.plots, stage=stage, newline=newline,
+              resume=resume)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ def test_touching_the_text_evaluation_marks_evaluate_text_and_no_training(tiny_p
     assert stale == {f"evaluate_text@{k}" for k in params["train_text"]}, stale
 
 
+@pytest.mark.slow  # retrains a model under dvc repro: the default suite stays under 5 min
 def test_a_forced_retrain_writes_the_same_checkpoint_and_nothing_downstream_reruns(tiny_pipeline):
     """Issue 13: a checkpoint holds no tracking id, so retraining an unchanged model (tracking
     on) writes the same bytes; DVC then sees nothing downstream to re-run. The new MLflow run
@@ -166,3 +167,42 @@ def test_the_default_repro_leaves_the_opt_in_inception_pipeline_alone(tiny_pipel
     assert "inception" not in dry, dry
     listed = run_dvc(tiny_pipeline, "stage", "list", "inception/dvc.yaml").stdout
     assert "inception_reference" in listed and "inception_fid@vae" in listed  # opt-in, there
+
+
+def test_each_model_entry_is_one_mlflow_run_with_curves_metrics_figures_and_model(tiny_pipeline):
+    """Issue 13: training, evaluation and rendering of a model entry land in one MLflow run,
+    named after the entry, for the classifier, the image variants and the language models:
+    its per-epoch curves, its test metric, its figures and its logged model."""
+    import mlflow
+
+    from genmodels.tracking import CHECKPOINT_TAG, sha256
+
+    params = yaml.safe_load((tiny_pipeline / "params.yaml").read_text())
+    models = tiny_pipeline / "data/models"
+    entries = {  # entry -> (checkpoint, a per-epoch metric, its epochs, the test metric, figures)
+        "train_classifier": (models / "classifier.pt", "val/accuracy",
+                             params["train_classifier"]["epochs"], "test/accuracy", "figures"),
+        **{k: (models / "image" / f"{k}.pt", "val/loss", v["epochs"], "samples/fid", "figures")
+           for k, v in params["train_image"].items()},
+        **{k: (models / "text" / f"{k}.pt", "val/ppl", v["train"]["epochs"], "test/ppl", "render")
+           for k, v in params["train_text"].items()}}
+    uri = f"sqlite:///{tiny_pipeline / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("genmodels").experiment_id
+    for entry, (checkpoint, curve, epochs, metric, figures) in entries.items():
+        runs = client.search_runs([experiment], f"tags.`{CHECKPOINT_TAG}` = '{sha256(checkpoint)}'",
+                                  order_by=["attributes.start_time ASC"])
+        assert runs, f"{entry}: no run trained {checkpoint.name}"
+        run = runs[0]  # the fixture's repro; a forced retrain (another test) adds a later one
+        assert run.info.run_name == entry
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, curve)]
+        assert sorted(steps) == list(range(1, epochs + 1)), (entry, steps)
+        assert metric in run.data.metrics, (entry, sorted(run.data.metrics))
+        assert client.list_artifacts(run.info.run_id, figures), f"{entry}: no {figures}/"
+        mlflow.set_tracking_uri(uri)
+        logged = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list",
+                                             filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert logged, f"{entry}: no logged model"
+    named = {r.info.run_name for r in client.search_runs([experiment])
+             if CHECKPOINT_TAG not in r.data.tags}
+    assert not named & set(entries), named  # evaluation and rendering opened no runs of their own

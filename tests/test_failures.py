@@ -28,12 +28,13 @@ from genmodels.config import ParamsError, from_dict, load_section
 from genmodels.data.download import download_all
 from genmodels.data.text import Vocab, tokenize
 from genmodels.finite import NonFiniteError
-from genmodels.images.classifier import ClassifierConfig, load_classifier, train_classifier
+from genmodels.images.classifier import ClassifierConfig, load_classifier
 from genmodels.images.registry import build_model as build_image_model
 from genmodels.images.registry import config_from_dict
 from genmodels.images.registry import load_checkpoint as load_image_checkpoint
 from genmodels.images.registry import save_checkpoint as save_image_checkpoint
 from genmodels.images.train import train as train_image
+from genmodels.images.train_classifier import train_classifier
 from genmodels.io import write_json
 from genmodels.stage import run_stage
 from genmodels.text.registry import build_model as build_text_model
@@ -158,10 +159,9 @@ def test_diverging_text_training_fails_naming_where_and_leaves_nothing(corpus, t
                           train={**TEXT_TRAIN, "lr": DIVERGENT_LR, "min_lr": 0.0})
     out = {k: tmp_path / f"out.{k}" for k in ("pt", "json", "csv")}
     with pytest.raises(NonFiniteError) as err:
-        with start_run("train_text@x", {}, metrics_path=out["json"], plots_path=out["csv"]) as run:
-            train_text(cfg, corpus, out["pt"], run=run, name="x")
+        train_text(cfg, corpus, out["pt"], out["json"], out["csv"], stage="train_text@x")
     message = str(err.value)
-    assert message.startswith("x epoch 1: loss is nan")
+    assert message.startswith("train_text@x epoch 1: loss is nan")
     assert "at step 2 (last finite loss" in message and "lower lr" in message
     assert "\n" not in message
     assert not any(p.exists() for p in out.values())
@@ -534,6 +534,6 @@ def test_a_split_shorter_than_one_window_is_refused_before_training(corpus, tmp_
     cfg = TrainTextConfig(corpus="c", arch="transformer", model=TEXT_MODEL,
                           train=TrainSettings(**TEXT_TRAIN))
     with pytest.raises(ValueError) as err:
-        train_text(cfg, corpus, tmp_path / "m.pt", name="x")
+        train_text(cfg, corpus, tmp_path / "m.pt", stage="train_text@x")
     assert str(err.value) == f"corpus {corpus}: {counts}; use a longer corpus or smaller batches"
     assert not (tmp_path / "m.pt").exists()

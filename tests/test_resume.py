@@ -18,9 +18,10 @@ import pytest
 import torch
 import yaml
 
-from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.classifier import ClassifierConfig
 from genmodels.images.registry import config_from_dict
 from genmodels.images.train import train
+from genmodels.images.train_classifier import train_classifier
 from genmodels.resume import Resume
 
 from conftest import VENV_BIN, apply_tiny_params, copy_project, run_dvc, write_fake_images

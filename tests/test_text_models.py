@@ -168,11 +168,11 @@ def test_checkpoint_round_trip(tmp_path, name):
 
 
 def train_tiny_transformer(text: str, **model):
-    """A 32-wide Transformer trained by the real loop (train_epoch, the cache carried) for
-    10 epochs on ``text``: (model in eval mode, vocabulary, token ids)."""
+    """A 32-wide Transformer trained by the training loop's step (``window_step``, the
+    cache carried) for 10 epochs on ``text``: (model in eval mode, vocabulary, token ids)."""
     from genmodels.data.text import Vocab, tokenize
-    from genmodels.text.data import batchify
-    from genmodels.text.train import TrainSettings, make_optimizer, train_epoch
+    from genmodels.text.data import batchify, windows
+    from genmodels.text.train import TrainSettings, make_optimizer, window_step
 
     torch.manual_seed(0)
     tokens = tokenize(text, "line")
@@ -182,9 +182,12 @@ def train_tiny_transformer(text: str, **model):
                                           vocab_size=len(vocab), **model))
     s = TrainSettings(epochs=1, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-3, warmup=1,
                       weight_decay=0.0, clip=1.0)
-    opt, step = make_optimizer(net, s), 0
+    opt = make_optimizer(net, s)
+    net.train()
     for _ in range(10):
-        _, step = train_epoch(net, opt, batchify(ids, 4), s, step, 10**6, "train")
+        carry = None
+        for x, y in windows(batchify(ids, 4), s.bptt):
+            carry = window_step(net, opt, x, y, carry, s.clip, s.lr)[3]
     return net.eval(), vocab, ids
 
 

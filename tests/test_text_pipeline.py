@@ -15,24 +15,6 @@ from genmodels.text.train import TrainTextConfig, train
 
 from conftest import VERSE
 
-
-class Recorder:
-    """Stands in for a tracking Run (MLflow itself is covered by the dvc repro test)."""
-
-    def __init__(self):
-        self.history = {}
-
-    def log(self, metrics, step=None):
-        self.history.setdefault(step, {}).update(metrics)
-
-    def write_csv(self, path):
-        rows = {k: v for k, v in self.history.items() if k is not None}
-        cols = sorted({c for r in rows.values() for c in r})
-        lines = [",".join(["step", *cols])]
-        lines += [",".join([str(k), *(str(r.get(c, "")) for c in cols)]) for k, r in rows.items()]
-        path.write_text("\n".join(lines) + "\n")
-        return cols
-
 TINY_TRAIN = dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
                   weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0, limit_batches=3,
                   unk_alpha=0.5)
@@ -53,8 +35,17 @@ TINY_RENDER = dict(temperatures=[0.2, 1.0], tokens=10, unprompted=1, top_k=0, to
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One MLflow store for this module's training runs (each run logs and registers its
+    model, as the stage does)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def corpus(tmp_path):
+def corpus(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.chdir(tmp_path)  # MLflow artifacts land under tmp_path/mlruns
     """A prepared-corpus folder made from a few lines."""
     tokens = tokenize(VERSE * 12, "line")
     vocab = Vocab.build(tokens)
@@ -71,14 +62,16 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
     for name, params in TINY_MODELS.items():
         cfg = TrainTextConfig(**params)
         ckpt = tmp_path / f"{name}.pt"
-        run = Recorder()
-        best = train(cfg, corpus, ckpt, run=run, name=name)
+        plots = tmp_path / f"{name}.csv"
+        best = train(cfg, corpus, ckpt, tmp_path / f"{name}.json", plots,
+                     stage=f"train_text@{name}")
         assert best["best/epoch"] in (1, 2)
         saved = torch.load(ckpt, weights_only=True)
         assert {"state_dict", "config", "arch", "vocab"} <= set(saved)
-        logged = run.write_csv(tmp_path / f"{name}.csv")
-        assert {"train/loss", "train/ppl", "val/loss", "val/ppl", "val/acc", "val/top5",
-                "train/tokens_per_s", "lr"} <= set(logged)
+        logged = plots.read_text().splitlines()[0].split(",")  # the DVC plots file's columns
+        assert {"step", "train/loss", "train/ppl", "val/loss", "val/ppl", "val/acc", "val/top5",
+                "lr"} <= set(logged)
+        assert not any(c.endswith("_per_s") for c in logged)  # speeds go to MLflow only
         assert ("train/acc" in logged) == (name == "transformer_sherlock")  # full softmax only
         metrics, samples = evaluate(EvaluateTextConfig(**TINY_EVALUATE), ckpt, corpus)
         stats = ("nl_share", "punct_share", "unk_share", "distinct_1", "distinct_2", "repetition_4",
@@ -103,7 +96,7 @@ def test_training_is_deterministic_for_a_seed(corpus, tmp_path):
     cfg = TrainTextConfig(**TINY_MODELS["lstm_shakespeare"])
     states = []
     for i in range(2):
-        train(cfg, corpus, tmp_path / f"m{i}.pt")
+        train(cfg, corpus, tmp_path / f"m{i}.pt", stage="train_text@lstm_shakespeare")
         states.append(torch.load(tmp_path / f"m{i}.pt", weights_only=True)["state_dict"])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 

@@ -119,3 +119,24 @@ def test_experiment_is_model_training_and_runs_record_dvc_inputs(store, tmp_path
     assert [(d.dataset.name, d.dataset.digest) for d in got.inputs.dataset_inputs] == [
         ("data/prepared", "0123456789abcdef0123456789abcdef.dir")]
     assert any(k.startswith("system/cpu_utilization") for k in got.data.metrics), got.data.metrics
+
+
+def test_a_queued_experiment_keeps_its_artifacts_in_the_project(tmp_path, monkeypatch):
+    """`dvc exp run --queue` runs each experiment in a temporary copy (the working directory)
+    that DVC deletes afterwards; DVC_ROOT names the project. Runs and their artifacts (the
+    checkpoints `genmodels generate models:/...` downloads) must land in the project, not
+    in the copy. MLflow's set_tracking_uri sets MLFLOW_TRACKING_URI, which once made the
+    default store look like a user's own and the artifacts go to the copy."""
+    project, copy = tmp_path / "project", tmp_path / "project/.dvc/tmp/exps/tmpabc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (copy / "model.pt").write_bytes(b"weights")
+    for _ in range(2):  # the experiment is created by the first run, found by the second
+        with start_run("train_text@toy", {}) as run:
+            run.log_artifact(copy / "model.pt", artifact_path="checkpoint")
+            artifacts = run._mlflow_run.info.artifact_uri
+        assert artifacts.startswith((project / "mlruns").as_uri()) or artifacts.startswith(
+            str(project / "mlruns")), artifacts
+    assert (project / "mlflow.db").is_file() and not (copy / "mlruns").exists()

@@ -35,7 +35,6 @@ import argparse
 import ctypes
 import gc
 import itertools
-import json
 import math
 import platform
 import re
@@ -230,70 +229,61 @@ def text_inputs(entry: dict, prepared: Path) -> list[Path]:
 
 
 def image_case(name: str, entry: dict, device: torch.device):
-    """(config, model, one training step, images per step) for ``train_image.<name>``."""
-    from genmodels.images.registry import build_model, config_from_dict
+    """(config, model, one training step, images per step) for ``train_image.<name>``: the
+    training loop's own step (``ImageTrainee.step``) on a batch of uniform noise."""
+    from genmodels.images.registry import config_from_dict
+    from genmodels.images.train import ImageTrainee
 
     cfg = config_from_dict(entry, f"train_image.{name}")
     torch.manual_seed(0)
-    model = build_model(cfg).to(device).train()
-    optimizers = model.make_optimizers(cfg.lr)
-    x = torch.rand(cfg.batch_size, 1, 28, 28, device=device)
-    return cfg, model, lambda: model.train_step(x, optimizers), cfg.batch_size
+    x = torch.rand(cfg.batch_size, 1, 28, 28)
+    trainee = ImageTrainee(cfg, x, x, torch.Generator().manual_seed(0), device)
+    trainee.epoch(None, None)  # train mode, sums from zero
+    idx = torch.arange(cfg.batch_size)
+    return cfg, trainee.model, lambda: trainee.step(idx, 0), cfg.batch_size
 
 
 def classifier_case(entry: dict, device: torch.device):
     """(config, model, one training step, images per step) for ``train_classifier``: the
-    loop's cross-entropy step on a batch of noise with random labels."""
-    import torch.nn.functional as F
-
+    training loop's own step (``ClassifierTrainee.step``) on a batch of noise with random
+    labels."""
     from genmodels.config import from_dict
-    from genmodels.images.classifier import Classifier, ClassifierConfig
+    from genmodels.images.classifier import ClassifierConfig
+    from genmodels.images.train_classifier import ClassifierTrainee
 
     cfg = from_dict(ClassifierConfig, entry, "train_classifier")
     torch.manual_seed(0)
-    model = Classifier(cfg).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **speed.adam_options(model.parameters()))
-    x = torch.rand(cfg.batch_size, 1, 28, 28, device=device)
-    y = torch.randint(10, (cfg.batch_size,), device=device)
-
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return cfg, model, step, cfg.batch_size
+    x = torch.rand(cfg.batch_size, 1, 28, 28)
+    y = torch.arange(cfg.batch_size) % 10  # every class present
+    trainee = ClassifierTrainee(cfg, {k: (x, y) for k in ("train", "val", "test")}, device)
+    trainee.epoch(None, None)
+    idx = torch.arange(cfg.batch_size)
+    return cfg, trainee.model, lambda: trainee.step(idx, 0), cfg.batch_size
 
 
 def text_case(name: str, entry: dict, prepared: Path, device: torch.device):
     """(config, vocabulary, model, one training step cycling through WINDOWS real windows,
-    tokens per step) for ``train_text.<name>``."""
+    tokens per step) for ``train_text.<name>``: the training loop's own step
+    (``TextTrainee.step``: forward with the state carried, backward, clip, AdamW)."""
     from genmodels.config import from_dict
-    from genmodels.text.data import batchify, load_split, windows
-    from genmodels.text.registry import build_model
-    from genmodels.text.train import TrainTextConfig, make_optimizer
+    from genmodels.text.data import load_split, load_vocab
+    from genmodels.text.train import TextTrainee, TrainTextConfig
 
     cfg = from_dict(TrainTextConfig, entry, f"train_text.{name}")
-    itos = json.loads((prepared / cfg.corpus / "vocab.json").read_text())["itos"]
+    vocab = load_vocab(prepared / cfg.corpus)
     s = cfg.train
-    data = batchify(load_split(prepared / cfg.corpus, "train"), s.batch_size).to(device)  # (B, L)
-    batches = list(itertools.islice(windows(data, s.bptt), WINDOWS))
+    ids = load_split(prepared / cfg.corpus, "train")
     torch.manual_seed(0)
-    _, model = build_model(cfg.arch, cfg.model, itos, f"train_text.{name}.model")
-    model = model.to(device).train()
-    opt = make_optimizer(model, s)
-    carry = {"i": 0, "state": None}
+    trainee = TextTrainee(cfg, vocab, ids, ids[: s.eval_batch_size * 2], device, entry=name)
+    batches = list(itertools.islice(trainee.epoch(torch.Generator().manual_seed(0), None),
+                                    WINDOWS))
+    count = itertools.count()
 
-    def step():  # text.train's step: forward (state carried), backward, clip, update
-        x, y = batches[carry["i"] % len(batches)]
-        carry["i"] += 1
-        _, loss, carry["state"] = model(x, y, model.detach_state(carry["state"]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
-        opt.step()
+    def step():
+        i = next(count)
+        trainee.step(batches[i % len(batches)], i)
 
-    return cfg, itos, model, step, len(batches), s.batch_size * s.bptt
+    return cfg, list(vocab.itos), trainee.model, step, len(batches), s.batch_size * s.bptt
 
 
 def bench_image(name: str, entry: dict, device: torch.device, seconds: float, peak: float,

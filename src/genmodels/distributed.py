@@ -16,8 +16,8 @@ The contract that makes N ranks equal one process with the global batch:
   ``train_step`` runs its own backward passes and optimizers (the VAE-GAN takes
   ``torch.autograd.grad`` for two losses, which DDP does not support);
 - metric sums are added across ranks (:func:`reduce_sum`) before they are divided;
-- only rank 0 writes files and MLflow runs (:func:`tracking_run` gives the
-  others a :class:`NullRun`).
+- only rank 0 writes files and MLflow runs (``tracking.training_run`` gives the
+  others a ``NullRun``).
 """
 
 from __future__ import annotations
@@ -185,36 +185,3 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-class NullRun:
-    """The tracking run of ranks other than 0: accepts everything, writes nothing."""
-
-    run_id = None
-
-    def __init__(self):
-        self.latest: dict[str, float] = {}
-
-    def log(self, *_, **__) -> None:
-        pass
-
-    def log_artifact(self, *_, **__) -> None:
-        pass
-
-    def set_tags(self, *_, **__) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        pass
-
-
-def tracking_run(info: Dist, stage: str, params: Mapping[str, Any], **kwargs):
-    """``tracking.start_run(stage, params, **kwargs)`` on rank 0, a :class:`NullRun` elsewhere."""
-    if not info.is_main:
-        return contextlib.nullcontext(NullRun())
-    from genmodels.tracking import start_run
-
-    return start_run(stage, params, **kwargs)

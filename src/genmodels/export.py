@@ -2,7 +2,8 @@
 
 Each family exports the part a user would serve: image models their
 generator (latent codes -> images in [0, 1]), language models their
-next-token log-probabilities (token ids -> (B, T, V)). MLflow stores them in
+next-token log-probabilities (token ids -> (B, T, V)), the metric classifier
+its class probabilities (images -> (N, classes)). MLflow stores them in
 its ``pt2`` format (``torch.export``), with a signature and an input example;
 no module is pickled.
 """
@@ -39,6 +40,21 @@ class NextTokenLogProbs(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         logits, _, _ = self.model(idx)
         return torch.log_softmax(logits, dim=-1)
+
+
+class ClassProbabilities(nn.Module):
+    """Images (N, C, H, W) float32 in [0, 1] -> class probabilities (N, n_classes)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=-1)
+
+
+def pixels_example(shape: tuple[int, ...], n: int = 4, seed: int = 0) -> np.ndarray:
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed)).numpy()
 
 
 def image_example(latent_dim: int, n: int = 4, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from genmodels.io import torch_save
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the checkpoint's layout changes: older ones are then ignored
+FORMAT = 2  # bump when the checkpoint's layout changes: older ones are then ignored
 
 
 class Resume:

@@ -60,11 +60,15 @@ def project_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd())
 
 
+def default_uri() -> str:
+    """The SQLite file ``mlflow.db`` of the project (:func:`project_root`)."""
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the SQLite file ``mlflow.db`` of the project
-    (:func:`project_root`): queued experiments record beside the others."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"sqlite:///{project_root() / 'mlflow.db'}"
+    """``MLFLOW_TRACKING_URI`` if set, else :func:`default_uri`: queued experiments record
+    beside the others."""
+    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or default_uri()
 
 
 def check_reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
@@ -260,8 +264,8 @@ def use_experiment(experiment: str, uri: str) -> None:
         client = mlflow.MlflowClient()
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            default = not os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-            where = (project_root() / "mlruns").as_uri() if default else None
+            # (not from MLFLOW_TRACKING_URI: MLflow's set_tracking_uri sets that variable)
+            where = (project_root() / "mlruns").as_uri() if uri == default_uri() else None
             client.create_experiment(experiment, artifact_location=where, tags=EXPERIMENT_KIND)
         elif not found.tags.get("mlflow.experimentKind"):
             for key, value in EXPERIMENT_KIND.items():
@@ -269,6 +273,12 @@ def use_experiment(experiment: str, uri: str) -> None:
         mlflow.set_experiment(experiment)
     except Exception as err:  # noqa: BLE001 - any store failure gets one clear message
         raise TrackingError(f"cannot use MLflow tracking store {uri}: {one_line(err)}") from err
+
+
+def entry_name(stage: str) -> str:
+    """A run's name: the model entry of its stage (``train_text@lstm_shakespeare`` ->
+    ``lstm_shakespeare``), or the stage (``train_classifier``) when it has none."""
+    return stage.partition("@")[2] or stage
 
 
 def exp_tags() -> dict[str, str]:
@@ -362,7 +372,8 @@ def start_run(
         except mlflow.exceptions.MlflowException:
             logging.getLogger(__name__).warning("MLflow run %s not found; starting a new one", run_id)
             run_id = None
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=all_tags,
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else entry_name(stage),
+                          tags=all_tags,
                           log_system_metrics=stage.startswith("train_")) as active:
         flat = flatten(params)
         if flat and run_id is None:
@@ -379,6 +390,38 @@ def start_run(
         except BaseException:
             run.discard()
             raise
+
+
+class NullRun:
+    """The tracking run of ranks other than 0: accepts everything, writes nothing."""
+
+    run_id = None
+
+    def __init__(self):
+        self.latest: dict[str, float] = {}
+
+    def log(self, *_, **__) -> None:
+        pass
+
+    def log_artifact(self, *_, **__) -> None:
+        pass
+
+    def set_tags(self, *_, **__) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        pass
+
+
+def training_run(info, stage: str, params: Mapping[str, Any], **kwargs):
+    """:func:`start_run` on rank 0 (``info``: a ``distributed.Dist``), a :class:`NullRun`
+    on the other ranks: only rank 0 writes files and MLflow runs."""
+    if not info.is_main:
+        return contextlib.nullcontext(NullRun())
+    return start_run(stage, params, **kwargs)
 
 
 # --- the training run of a checkpoint -------------------------------------------------------
@@ -451,7 +494,8 @@ def model_run(checkpoint: str | Path, stage: str, metrics_path: str | Path | Non
         logging.getLogger(__name__).warning(
             "no MLflow run trained %s; logging %s to a new run", checkpoint, stage)
     tags = {"dvc.stage": stage, **({} if run_id else exp_tags())}  # a reopened run keeps its own
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=tags) as active:
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else entry_name(stage),
+                          tags=tags) as active:
         run = Run(active, Path(metrics_path) if metrics_path else None, None)
         try:
             yield run

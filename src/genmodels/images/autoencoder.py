@@ -144,6 +144,18 @@ class ImageModel(nn.Module):
         eps = torch.randn(n, self.config.latent_dim, generator=generator)
         return torch.sigmoid(self.decode(self.z_from_noise(eps.to(self.device))))
 
+    @torch.no_grad()
+    def encode_means(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """The code (AE) or posterior mean (VAE, VAE-GAN) of every image, (N, latent)."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for x in images.split(batch_size):
+            code = self.encode(x.to(self.device))
+            out.append((code[0] if isinstance(code, tuple) else code).cpu())
+        self.train(was_training)
+        return torch.cat(out)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

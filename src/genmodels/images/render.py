@@ -31,7 +31,6 @@ from genmodels.config import config  # noqa: E402
 from genmodels.device import seed_everything  # noqa: E402
 from genmodels.images.data import load_classes, load_split  # noqa: E402
 from genmodels.images.registry import load_checkpoint  # noqa: E402
-from genmodels.images.train import encode_means  # noqa: E402
 from genmodels.tracking import model_run  # noqa: E402
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
@@ -91,7 +90,7 @@ def figure_sample_grids(model, test_x, seed: int, out: Path, n: int = 64) -> lis
 
 def figure_reconstructions(model, test_x, gen, path: Path, n: int = 8) -> Path:
     x = test_x[torch.randperm(len(test_x), generator=gen)[:n]]
-    rec = decode(model, encode_means(model, x))
+    rec = decode(model, model.encode_means(x))
     samples = model.sample(n, gen)
     fig, axes = plt.subplots(3, n, figsize=(n, 3.3))
     for row, imgs, title in zip(axes, (x, rec, samples), ("data", "reconstruction", "prior"),
@@ -182,7 +181,7 @@ def render(cfg: RenderConfig, model_path: str | Path, data_dir: str | Path,
     classes = load_classes(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    codes = encode_means(model, test_x)  # (N, latent)
+    codes = model.encode_means(test_x)  # (N, latent)
 
     paths = [
         *figure_sample_grids(model, test_x, cfg.seed, out),
