@@ -6,11 +6,12 @@ import mlflow
 import pytest
 import torch
 
-from genmodels.images.classifier import ClassifierConfig, train_classifier
+from genmodels.images.classifier import ClassifierConfig
 from genmodels.images.evaluate import EvaluateConfig, evaluate
 from genmodels.images.registry import config_from_dict
 from genmodels.images.render import RenderConfig, render
 from genmodels.images.train import train
+from genmodels.images.train_classifier import train_classifier
 from genmodels.tracking import CHECKPOINT_TAG, run_of_checkpoint, sha256
 
 from conftest import write_fake_images
@@ -28,7 +29,7 @@ TINY_VARIANTS = {
 TINY_CLASSIFIER = dict(channels=[4, 8], feature_dim=8, dropout=0.0, epochs=1, batch_size=16,
                        lr=1e-3, seed=0, limit_batches=2)
 TINY_EVALUATE = dict(n_samples=40, k=3, kid_subsets=2, kid_subset_size=20, batch_size=32,
-                     seed=0, max_test=100)
+                     seed=0, limit_images=100)
 TINY_RENDER = dict(grid_size=3, grid_extent=3.0, arithmetic_from="Dress",
                    arithmetic_to="Pullover", steps=3, max_scatter=50, seed=0)
 FIGURES_2D = {"reconstructions.png", "latent_arithmetic.png", "interpolation.png",

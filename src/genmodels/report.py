@@ -122,10 +122,12 @@ def class_table(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
                  if "reference/confidence" in m), None)
     rows = [[f"`{n}`", *(m.get(c) for c in classes), m.get("samples/confidence")]
             for n, m in metrics.items()]
-    rows.append(["test images", *(0.1 for _ in classes), test])
+    # the same classifier on the test images (every model's evaluation measures the same)
+    reference = next((m for m in metrics.values() if f"reference/{classes[0]}" in m), {})
+    rows.append(["test images", *(reference.get("reference/" + c) for c in classes), test])
     return ["Classes of the samples: the share of samples the evaluation classifier puts in "
-            "each class (test images: 0.1 each), and its mean top-class probability "
-            "(confidence) on them.", "",
+            "each class, and its mean top-class probability (confidence) on them; the last "
+            "row is the same classifier on the test images.", "",
             table(["model", *(c.removeprefix("classes/") for c in classes), "confidence"], rows),
             ""]
 
