@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -121,3 +122,33 @@ def tiny_pipeline(tmp_path_factory, mirror) -> Path:
     apply_tiny_params(project)
     run_dvc(project, "repro", mirror=mirror, extra_env={"OMP_NUM_THREADS": "1"})
     return project
+
+
+
+def tests_using(fixture: str) -> set[str]:
+    """The node ids (``tests/<file>::<test>``, no parameters) of the tests that take ``fixture``
+    as an argument, read from the source: the xdist controller collects no tests itself."""
+    found = set()
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+                    and fixture in {a.arg for a in node.args.args}):
+                found.add(f"{path.parent.name}/{path.name}::{node.name}")
+    return found
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Two workers (pyproject.toml: ``-n 2``): every test of the shared tiny pipeline goes
+    to one worker, so the fixture is built once and no two tests run DVC in that copy at the
+    same time; the other worker takes every other test meanwhile. (xdist's own
+    ``--dist loadgroup`` does this with markers, but its worker-side renaming of node ids
+    has no effect under pytest 9.2.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    tiny = tests_using("tiny_pipeline")
+
+    class TinyPipelineScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tiny_pipeline" if nodeid.split("[")[0] in tiny else nodeid
+
+    return TinyPipelineScheduling(config, log)

@@ -51,6 +51,7 @@ def test_features_are_2048_wide_and_do_not_depend_on_the_batch(extract):
     torch.testing.assert_close(alone, whole[4:], atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.slow  # three Frechet distances of 2048-d features: about a minute on 2 cores
 def test_fid_tells_like_from_unlike(extract):
     """Blobs against other blobs score far closer than blobs against uniform noise."""
     a, b = extract(images(12, 1)).double(), extract(images(12, 2)).double()

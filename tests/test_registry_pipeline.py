@@ -37,6 +37,7 @@ def test_every_trained_model_is_a_candidate_version(tiny_pipeline):
         assert version.tags["checkpoint_md5"] == locked_md5(tiny_pipeline, out), entry
 
 
+@pytest.mark.slow  # trains a better model under dvc repro: the default suite stays under 5 min
 def test_promote_then_generate_by_alias(tiny_pipeline):
     client = MlflowClient(f"sqlite:///{tiny_pipeline / 'mlflow.db'}")
     try:
