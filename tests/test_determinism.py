@@ -4,6 +4,7 @@ metrics and plots files (speed metrics live in MLflow only, tracking.is_speed)."
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import apply_tiny_params, copy_project, run_dvc
 
@@ -11,10 +12,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def metrics_and_plots(project: Path) -> dict[str, str]:
-    """Every JSON and CSV file under reports/, by path, but the MLflow run ids."""
-    return {str(p.relative_to(project)): p.read_text()
-            for p in sorted((project / "reports").rglob("*"))
-            if p.suffix in (".json", ".csv") and p.name != "mlflow_runs.json"}
+    """Every JSON and CSV file under reports/ that the tiny pipeline wrote (an output in its
+    dvc.lock: the project's own reports of models the tiny params drop are copied, not
+    made), by path, but the MLflow run ids."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    outs = [project / o["path"] for stage in lock.values() for o in stage.get("outs", [])]
+    written = [p for out in outs for p in ([out] if out.is_file() else sorted(out.rglob("*")))]
+    return {str(p.relative_to(project)): p.read_text() for p in sorted(written)
+            if p.parts[len(project.parts)] == "reports" and p.suffix in (".json", ".csv")
+            and p.name != "mlflow_runs.json"}
 
 
 def test_two_clean_runs_write_identical_metrics(tiny_pipeline, mirror, tmp_path):
