@@ -138,7 +138,7 @@ def inception_table(folder: Path, models: list[str]) -> list[str]:
     scores = {n: m for n, m in scores.items() if "inception/fid" in m}
     if not scores:
         return ["Inception-FID (the papers' scale) is opt-in: `dvc repro inception/dvc.yaml` "
-                "(about 15 minutes per 10,000 images on 2 CPU cores), then "
+                "(15 to 20 minutes per 10,000 images on 2 CPU cores), then "
                 "`dvc repro -f -s report`.", ""]
     floor = read_metrics(folder, "floor")
     rows = [[f"`{n}`", m["inception/fid"], m["inception/kid"], m["inception/n_samples"],

@@ -12,9 +12,10 @@ other FID package downloads its weights at first use. Only that file is used (a
 TorchScript archive, loaded with ``torch.jit.load``: the network's graph and weights, not
 pickled Python); the package's own code, and its dependencies, are not.
 
-Cost: about 0.09 s per image on 2 CPU threads (batch 32, channels-last), so 10,000
-images take about 15 minutes; on a GPU, seconds. Hence an opt-in pipeline
-(``inception/dvc.yaml``) rather than a stage of the default one.
+Cost: 0.09 to 0.15 s per image on 2 CPU threads (batch 32, channels-last; the same
+machine gave both, on different days), so 10,000 images take 15 to 25 minutes; on a GPU,
+seconds. Hence an opt-in pipeline (``inception/dvc.yaml``) rather than a stage of the
+default one. The measured time of each run is in its metrics (``wall_s``, ``s_per_image``).
 """
 
 from __future__ import annotations
