@@ -3,7 +3,7 @@
     python stages/report.py --image-metrics reports/evaluate_image \
         --image-figures reports/render_image --text-metrics reports/evaluate_text \
         --text-figures reports/render_text --cities reports/cities --models data/models \
-        --out reports/README.md
+        --inception-lock inception/dvc.lock --out reports/README.md
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("image-metrics", "image-figures", "text-metrics", "text-figures", "cities",
                  "models", "out"):
         parser.add_argument(f"--{flag}", type=Path, required=True)
+    parser.add_argument("--inception-lock", type=Path, default=None,
+                        help="inception/dvc.lock: the checkpoints the opt-in scores come from")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     return run_stage("report", lambda: report(args), expected=(KeyError,))
@@ -33,7 +35,7 @@ def report(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     src = Sources(
         args.image_metrics, args.image_figures, args.text_metrics, args.text_figures,
-        args.cities, args.models, args.out,
+        args.cities, args.models, args.out, inception_lock=args.inception_lock,
         image_models=list(params.get("train_image", {})),
         text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
         ngram_order=params.get("evaluate_text", {}).get("ngram_order"),

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import run_dvc
+from conftest import ROOT, run_dvc
 
 pytestmark = pytest.mark.e2e
 
@@ -161,8 +161,14 @@ def test_a_forced_retrain_writes_the_same_checkpoint_and_nothing_downstream_reru
 
 def test_the_default_repro_leaves_the_opt_in_inception_pipeline_alone(tiny_pipeline):
     """Inception-FID costs about 15 minutes per 10,000 images on a CPU: the default `dvc
-    repro` (run by the fixture) must not have run it, nor plan to."""
-    assert not (tiny_pipeline / "reports/inception").exists()
+    repro` (run by the fixture) must not have run it, nor plan to. The copy holds the
+    project's committed scores, of other checkpoints: its page must call them out of date."""
+    for committed in (ROOT / "reports/inception").glob("*.json"):  # not rewritten
+        assert (tiny_pipeline / "reports/inception" / committed.name).read_bytes() \
+            == committed.read_bytes()
+    page = (tiny_pipeline / "reports/README.md").read_text()
+    if (ROOT / "reports/inception").is_dir():
+        assert "| `vaegan` | out of date | out of date |" in page
     dry = run_dvc(tiny_pipeline, "repro", "--dry").stdout
     assert "inception" not in dry, dry
     listed = run_dvc(tiny_pipeline, "stage", "list", "inception/dvc.yaml").stdout

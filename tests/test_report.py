@@ -138,3 +138,32 @@ def test_report_names_the_experiment_and_commit(tmp_path, monkeypatch):
         src, ReportConfig())
     monkeypatch.delenv("DVC_EXP_NAME")
     assert "Made by the workspace (not a DVC experiment)" in render(src, ReportConfig())
+
+
+def test_inception_scores_of_another_checkpoint_show_as_out_of_date(tmp_path):
+    """The opt-in scores are not a dep of the report: after a model is retrained, its old
+    score must not sit beside its new pictures. inception/dvc.lock names the checkpoint each
+    score came from; a score from another checkpoint loses its numbers and says why."""
+    import hashlib
+
+    from genmodels.report import inception_table
+
+    scores = tmp_path / "reports/inception"
+    for name, fid in (("ae", 148.6), ("vae", 152.4)):
+        write(scores / f"{name}.json", json.dumps({"inception": {
+            "fid": fid, "kid": 0.08, "n_samples": 10000, "wall_s": 900.0}}))
+    models = tmp_path / "data/models"
+    ae = write(models / "image/ae.pt", "ae weights")
+    write(models / "image/vae.pt", "vae weights, retrained since")
+    lock = write(tmp_path / "inception/dvc.lock", json.dumps({"stages": {
+        f"inception_fid@{n}": {"deps": [{"path": f"data/models/image/{n}.pt", "md5": md5}]}
+        for n, md5 in (("ae", hashlib.md5(ae.read_bytes()).hexdigest()),
+                       ("vae", hashlib.md5(b"vae weights").hexdigest()))}}))  # JSON is YAML
+
+    page = "\n".join(inception_table(scores, ["ae", "vae"], models, lock))
+    assert "| `ae` | 148.6 |" in page
+    assert "| `vae` | out of date | out of date |" in page and "152.4" not in page
+    assert "Out of date: the scores of `vae`" in page
+    # no lock at all (scores copied from elsewhere): every score is out of date
+    page = "\n".join(inception_table(scores, ["ae", "vae"], models, tmp_path / "missing.lock"))
+    assert "148.6" not in page and "152.4" not in page

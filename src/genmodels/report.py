@@ -8,6 +8,7 @@ number is typed in. Links are relative, so the page renders on a git host.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import yaml
 from pydantic import Field
 
 from genmodels.config import config
@@ -44,6 +46,8 @@ class Sources:
     cities: Path
     models: Path
     out: Path
+    # inception/dvc.lock: which checkpoint each opt-in Inception score was computed from
+    inception_lock: Path | None = None
     image_models: list[str] = field(default_factory=list)
     text_models: dict[str, str] = field(default_factory=dict)  # name -> corpus
     ngram_order: int | None = None  # evaluate_text's Kneser-Ney order, for its row's label
@@ -132,25 +136,65 @@ def class_table(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
             ""]
 
 
-def inception_table(folder: Path, models: list[str]) -> list[str]:
-    """The opt-in Inception-FID and KID (``inception/dvc.yaml``), when they were computed."""
+def scored_checkpoints(lock: Path | None) -> dict[str, str]:
+    """Model name -> MD5 of the checkpoint its Inception score was computed from, read from
+    ``inception/dvc.lock`` (DVC's MD5 of a file is that of its bytes)."""
+    if lock is None or not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    scored = {}
+    for stage, entry in stages.items():
+        name = stage.partition("@")[2]
+        for dep in entry.get("deps", []):
+            if name and dep.get("path", "").endswith(f"image/{name}.pt"):
+                scored[name] = dep.get("md5")
+    return scored
+
+
+def file_md5(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inception_table(folder: Path, models: list[str], checkpoints: Path | None = None,
+                    lock: Path | None = None) -> list[str]:
+    """The opt-in Inception-FID and KID (``inception/dvc.yaml``), when they were computed.
+
+    Why the lock: the scores are not a dep of the report (DVC has no optional deps), so
+    after a model is retrained its old score would sit beside its new pictures. A score
+    whose checkpoint (per ``inception/dvc.lock``) is not the one in ``checkpoints`` is
+    shown as out of date, without its numbers."""
     scores = {n: read_metrics(folder, n) for n in models}
     scores = {n: m for n, m in scores.items() if "inception/fid" in m}
     if not scores:
         return ["Inception-FID (the papers' scale) is opt-in: `dvc repro inception/dvc.yaml` "
                 "(15 to 20 minutes per 10,000 images on 2 CPU cores), then "
                 "`dvc repro -f -s report`.", ""]
+    scored = scored_checkpoints(lock) if checkpoints is not None else {}
+    stale = [n for n in scores if checkpoints is not None
+             and scored.get(n) != file_md5(checkpoints / "image" / f"{n}.pt")]
     floor = read_metrics(folder, "floor")
-    rows = [[f"`{n}`", m["inception/fid"], m["inception/kid"], m["inception/n_samples"],
-             m["inception/wall_s"]] for n, m in scores.items()]
+    rows = [[f"`{n}`", *(["out of date"] * 2 if n in stale else
+                         [m["inception/fid"], m["inception/kid"]]),
+             m["inception/n_samples"], m["inception/wall_s"]] for n, m in scores.items()]
     if floor:
         rows.append(["train vs test (floor)", floor.get("floor/fid"), floor.get("floor/kid"),
                      floor.get("n_train"), floor.get("wall_s")])
-    return ["FID and KID in Inception features, the scale papers report (Heusel et al. 2017): "
-            "prior samples against the 10,000 test images, grey repeated to RGB, bilinear "
-            "upsampling to 299 x 299 (`dvc repro inception/dvc.yaml`).", "",
-            table(["model", "Inception-FID", "Inception-KID", "samples", "wall time (s)"], rows),
-            ""]
+    out = ["FID and KID in Inception features, the scale papers report (Heusel et al. 2017): "
+           "prior samples against the 10,000 test images, grey repeated to RGB, bilinear "
+           "upsampling to 299 x 299 (`dvc repro inception/dvc.yaml`).", "",
+           table(["model", "Inception-FID", "Inception-KID", "samples", "wall time (s)"], rows),
+           ""]
+    if stale:
+        out += [f"Out of date: the scores of {', '.join(f'`{n}`' for n in stale)} were computed "
+                "from another checkpoint than the one in the workspace. Refresh them with "
+                "`dvc repro inception/dvc.yaml`, then `dvc repro -f -s report`.", ""]
+    return out
 
 
 def image_section(src: Sources) -> list[str]:
@@ -172,7 +216,8 @@ def image_section(src: Sources) -> list[str]:
     # dep of the report stage: DVC has no optional deps, and declaring it would pull the
     # opt-in stages into every `dvc repro`. After `dvc repro inception/dvc.yaml`, refresh
     # the page with `dvc repro -f -s report`.
-    out += inception_table(src.image_metrics.parent / "inception", src.image_models)
+    out += inception_table(src.image_metrics.parent / "inception", src.image_models, src.models,
+                           src.inception_lock)
     for name in src.image_models:
         out += [f"### `{name}`", "", f"MLflow run: `{run_id(src.models / 'image' / f'{name}.pt') or '–'}`", ""]
         folder = src.image_figures / name
