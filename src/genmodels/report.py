@@ -8,7 +8,6 @@ number is typed in. Links are relative, so the page renders on a git host.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ import yaml
 from pydantic import Field
 
 from genmodels.config import config
-from genmodels.tracking import git_commit
+from genmodels.tracking import file_digest, git_commit
 
 IMAGE_FIGURES = ("reconstructions", "latent_scatter", "latent_grid", "latent_arithmetic",
                  "interpolation", "loss_curves")
@@ -151,18 +150,8 @@ def scored_checkpoints(lock: Path | None) -> dict[str, str]:
     return scored
 
 
-def file_md5(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def inception_table(folder: Path, models: list[str], checkpoints: Path | None = None,
-                    lock: Path | None = None) -> list[str]:
+def inception_table(folder: Path, models: list[str], checkpoints: Path,
+                    lock: Path | None) -> list[str]:
     """The opt-in Inception-FID and KID (``inception/dvc.yaml``), when they were computed.
 
     Why the lock: the scores are not a dep of the report (DVC has no optional deps), so
@@ -175,9 +164,10 @@ def inception_table(folder: Path, models: list[str], checkpoints: Path | None = 
         return ["Inception-FID (the papers' scale) is opt-in: `dvc repro inception/dvc.yaml` "
                 "(15 to 20 minutes per 10,000 images on 2 CPU cores), then "
                 "`dvc repro -f -s report`.", ""]
-    scored = scored_checkpoints(lock) if checkpoints is not None else {}
-    stale = [n for n in scores if checkpoints is not None
-             and scored.get(n) != file_md5(checkpoints / "image" / f"{n}.pt")]
+    scored = scored_checkpoints(lock)  # no lock: no score can be vouched for
+    current = {n: checkpoints / "image" / f"{n}.pt" for n in scores}
+    stale = [n for n, path in current.items()
+             if not path.is_file() or scored.get(n) != file_digest(path, "md5")]
     floor = read_metrics(folder, "floor")
     rows = [[f"`{n}`", *(["out of date"] * 2 if n in stale else
                          [m["inception/fid"], m["inception/kid"]]),
@@ -187,7 +177,9 @@ def inception_table(folder: Path, models: list[str], checkpoints: Path | None = 
                      floor.get("n_train"), floor.get("wall_s")])
     out = ["FID and KID in Inception features, the scale papers report (Heusel et al. 2017): "
            "prior samples against the 10,000 test images, grey repeated to RGB, bilinear "
-           "upsampling to 299 x 299 (`dvc repro inception/dvc.yaml`).", "",
+           "upsampling to 299 x 299 (`dvc repro inception/dvc.yaml`). Lower is better; the "
+           "floor row scores 10,000 training images the same way, what a perfect model would "
+           "reach (its time includes the test images' features).", "",
            table(["model", "Inception-FID", "Inception-KID", "samples", "wall time (s)"], rows),
            ""]
     if stale:
