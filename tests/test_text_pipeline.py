@@ -161,3 +161,48 @@ def test_heldout_passages_start_after_a_line_break():
     ids = [3, 4, 1, 3, 3, 1, 4, 4, 1, 3, 4, 2, 3]
     passages = heldout_passages(ids, itos, n=2, length=3)
     assert passages == [[3, 3, 1], [3, 4]]  # after the first and the last <nl>; cut at <eos>
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_does_bf16(monkeypatch):
+    from genmodels.text.train import uses_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert uses_bf16("bf16", cpu) and not uses_bf16("fp32", cuda)
+    assert uses_bf16("auto", cuda) and not uses_bf16("auto", torch.device("mps"))
+    for avx512_bf16, amx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert uses_bf16("auto", cpu) == (avx512_bf16 or amx)  # emulated bf16 is slower
+
+
+BF16_MODELS = {  # the default recipes' switches, small
+    "rnn": ("rnn", dict(cell="rnn", n_embd=32, n_hidden=32, dropout=0.3, cutoffs=[40, 80])),
+    "lstm": ("rnn", dict(cell="lstm", n_embd=32, n_hidden=32, dropout=0.4, locked_dropout=True,
+                         embed_dropout=0.1, weight_drop=0.3, cutoffs=[40, 80])),
+    "transformer": ("transformer", dict(n_embd=32, n_head=2, n_layer=2, context=16, dropout=0.3,
+                                        sink=True, cutoffs=[40, 80])),
+}
+
+
+@pytest.mark.parametrize("name", list(BF16_MODELS))
+def test_a_bf16_training_step_matches_fp32_on_every_architecture(name):
+    """Training in bf16 autocast on the CPU: speed.py's oneDNN linear takes fp32 only, so
+    under autocast the Transformer's step failed with a dtype error. Each architecture's
+    step must run, give fp32's loss to within bf16's precision, and leave fp32 weights."""
+    from genmodels.text.registry import build_model
+    from genmodels.text.train import TrainSettings, make_optimizer, window_step
+
+    arch, settings = BF16_MODELS[name]
+    vocab = ["<unk>", "<nl>", *(f"w{i}" for i in range(118))]
+    losses, models = {}, {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = build_model(arch, settings, vocab)[1].train()
+        opt = make_optimizer(model, TrainSettings())
+        torch.manual_seed(1)  # the same data and dropout masks in both precisions
+        x = torch.randint(0, len(vocab), (4, 13))
+        losses[bf16] = window_step(model, opt, x[:, :-1], x[:, 1:], None, 0.5, 1e-3, bf16)[1]
+        models[bf16] = model
+    assert losses[True].item() == pytest.approx(losses[False].item(), rel=0.01)
+    assert losses[True].item() != losses[False].item()  # bf16 did run
+    assert all(p.dtype == torch.float32 and p.isfinite().all() for p in models[True].parameters())
