@@ -7,6 +7,8 @@ a relative 1e-6 and weights to 1e-5. The configs leave out what differs by desig
 (each rank draws its own masks), batch norm (each rank's own batch statistics) and the
 VAE's sampled codes; so the image model is the AE and the LSTM has no dropout. Its word
 dropout to <unk> stays on: every rank must draw the same stream before taking its columns.
+The LSTM trains in fp32: bf16 autocast (the default on a CPU with AMX) rounds each rank's
+products to 8 bits of mantissa, and half a batch rounds differently (1e-3 apart).
 The AE's batch of 15 splits 8 + 7, so the ranks' gradients must be weighted by their shares.
 """
 
@@ -38,7 +40,7 @@ PARAMS = {
                    tie_weights=True, cutoffs=[20]),
         train=dict(epochs=2, batch_size=4, bptt=8, lr=3e-3, min_lr=3e-4, warmup=2,
                    weight_decay=0.01, clip=0.5, patience=2, eval_batch_size=2, seed=0,
-                   limit_batches=6, unk_alpha=0.5))},
+                   limit_batches=6, unk_alpha=0.5, precision="fp32"))},
 }
 STAGES = {  # script, its arguments, the checkpoint's flag
     "ae": ("train_image.py", ["--name", "ae", "--data", "images", "--threads", "1"], "--checkpoint"),
