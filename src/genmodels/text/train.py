@@ -44,6 +44,7 @@ from genmodels.text.data import (
 )
 from genmodels.text.registry import build_model, load_checkpoint, save_checkpoint
 from genmodels.text.scoring import evaluate_stream
+from genmodels.tracking import entry_name
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,10 @@ class EpochProgress:
 
 def uses_bf16(precision: str, device: torch.device) -> bool:
     """Whether training steps run in bf16 autocast. ``auto`` takes it where the hardware
-    does bf16 products: CUDA, and CPUs with AVX512-BF16 or AMX, where the text models
-    train ~1.4x faster with the same validation curve (README, "Precision"); elsewhere bf16
-    is emulated and slower than fp32."""
+    does bf16 products: CUDA, and CPUs with AVX512-BF16 or AMX, where a step of the
+    recurrent models took ~1.4x less time and their validation curves did not move
+    (README, "Precision"; the Transformers' entries set fp32); elsewhere bf16 is emulated
+    and slower than fp32."""
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
@@ -283,7 +285,7 @@ def train(cfg: TrainTextConfig, data_dir: str | Path, checkpoint: str | Path,
     require_tokens(data_dir, "val", val_ids, s.eval_batch_size * 2,
                    f"validation window: eval_batch_size {s.eval_batch_size} x 2")
     trainee = TextTrainee(cfg, vocab, train_ids, val_ids, device, info,
-                          entry=stage.partition("@")[2] or "x", newline=newline)
+                          entry=entry_name(stage), newline=newline)
     return fit(trainee, stage=stage, epochs=s.epochs, gen=gen, params=as_dict(cfg),
                checkpoint=checkpoint, metrics=metrics, plots=plots, inputs=[data_dir],
                resume=resume, info=info, select="val/loss", patience=s.patience)
