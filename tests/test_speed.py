@@ -126,3 +126,17 @@ def test_conv_with_few_inputs_has_the_same_gradients(stride, padding, side):
     r = grads(lambda: ref(x), x, ref.weight, ref.bias)
     for got, want in zip(a, r, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_kernels_step_aside_under_bf16_autocast():
+    """The oneDNN linear and the few-input convolution's backward are fp32-only: under CPU
+    bf16 autocast (precision.py) the VAE-GAN's discriminator step failed in oneDNN."""
+    torch.manual_seed(0)
+    conv, lin = speed.Conv2d(1, 6, 3, 2, 1), speed.Linear(6 * 14 * 14, 5)
+    x = torch.rand(32, 1, 28, 28, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lin(speed.flatten(conv(x)))
+        assert y.dtype == torch.bfloat16 and "_ConvFewInputs" not in str(y.grad_fn.next_functions)
+        y.float().sum().backward()
+    assert x.grad.dtype == conv.weight.grad.dtype == lin.weight.grad.dtype == torch.float32
+    assert x.grad.isfinite().all()

@@ -164,7 +164,7 @@ def test_heldout_passages_start_after_a_line_break():
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_does_bf16(monkeypatch):
-    from genmodels.text.train import uses_bf16
+    from genmodels.precision import uses_bf16
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert uses_bf16("bf16", cpu) and not uses_bf16("fp32", cuda)

@@ -23,8 +23,9 @@ So:
   LSTM's 3.4 M parameters).
 
 Set ``GENMODELS_ONEDNN=0`` to fall back to ``F.linear`` (and ``onednn(False)``
-does it in code: the benchmark counts FLOPs on the plain ops). Results are the
-same maths in float32; only the order of the sums differs, so losses agree to
+does it in code: the benchmark counts FLOPs on the plain ops); under bf16 autocast
+(``precision.py``) the oneDNN linear and ``Conv2d``'s backward, both fp32-only, give
+way to PyTorch's own bf16 kernels. Results are the same maths in float32; only the order of the sums differs, so losses agree to
 ~1e-6 relative, and a run is still deterministic for a given thread count.
 """
 
@@ -103,6 +104,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and rows >= MIN_ROWS
         and onednn_available()
         and not torch.compiler.is_compiling()  # inductor takes only constant weights here
+        and not torch.is_autocast_enabled("cpu")  # bf16 autocast: F.linear's bf16 kernels
     ):
         y = _OneDNNLinear.apply(x.reshape(rows, x.size(-1)).contiguous(), weight.contiguous(), bias)
         return y.view(*x.shape[:-1], weight.size(0))
@@ -261,7 +263,8 @@ class Conv2d(nn.Conv2d):
         if (x.device.type == "cpu" and x.dim() == 4 and self.in_channels <= FEW_CHANNELS
                 and x.requires_grad and torch.is_grad_enabled() and self.groups == 1
                 and self.dilation == (1, 1) and self.padding_mode == "zeros"
-                and not isinstance(self.padding, str)):
+                and not isinstance(self.padding, str)
+                and not torch.is_autocast_enabled("cpu")):  # the backward below is fp32-only
             return _ConvFewInputs.apply(x, self.weight, self.bias, self.stride, self.padding)
         return super().forward(x)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from genmodels import speed
 from genmodels.config import config
+from genmodels.precision import Precision
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 # conv widths: at least one conv (an empty list builds a net the checkpoint code cannot mirror)
@@ -45,6 +46,7 @@ class AutoencoderConfig:
     lr: PositiveFloat
     seed: int
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0  # > 0: smoke runs only
+    precision: Precision = "auto"  # training steps' arithmetic (precision.py)
 
 
 def conv_out_side(side: int, n_convs: int) -> int:

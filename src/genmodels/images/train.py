@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from genmodels import distributed
+from genmodels import distributed, precision
 from genmodels.config import as_dict
 from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
@@ -67,7 +67,8 @@ class ImageTrainee:
     def __init__(self, cfg, train_x: torch.Tensor, val_x: torch.Tensor, gen: torch.Generator,
                  device: torch.device, info: Dist = SINGLE, tmp: str | Path = "."):
         self.cfg, self.info, self.device, self.tmp = cfg, info, device, Path(tmp)
-        self.tags = {"family": cfg.family}
+        self.bf16 = precision.uses_bf16(cfg.precision, device)
+        self.tags = {"family": cfg.family, "precision": "bf16" if self.bf16 else "fp32"}
         self.train_x, self.val_x = train_x, val_x  # (N, C, H, W) in [0, 1]
         self.image_shape = tuple(self.train_x.shape[1:])
         self.model = build_model(cfg, self.image_shape).to(device)
@@ -97,7 +98,7 @@ class ImageTrainee:
     def step(self, idx, step):
         x = self.train_x[shard(idx, self.info)].to(self.device)  # this rank's share of the batch
         self.averager.share = len(x) / len(idx)
-        with autocast(self.device):
+        with precision.autocast(self.device, self.bf16):  # the whole step, backward too
             terms = self.model.train_step(x, self.optimizers)
         for k, v in terms.items():  # weighted so that the ranks' sums add up to the batch mean
             self.sums[k] = self.sums.get(k, 0.0) + v * len(x) / len(idx)

@@ -39,6 +39,7 @@ from genmodels.images.autoencoder import (
     conv_out_side,
     gaussian_kl,
 )
+from genmodels.precision import Precision
 
 
 @config
@@ -69,6 +70,7 @@ class VAEGANConfig:
     dis_lr_scale: PositiveFloat = 1.0
     ema: Annotated[float, pydantic.Field(ge=0, lt=1)] = 0.0
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0
+    precision: Precision = "auto"  # training steps' arithmetic (precision.py)
 
 
 class Discriminator(nn.Module):

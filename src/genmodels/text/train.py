@@ -14,17 +14,16 @@ killed run go on.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 
-from genmodels import distributed, speed
+from genmodels import distributed, precision, speed
 from genmodels.config import Device, as_dict, config
 from genmodels.data.text import Vocab
 from genmodels.device import seed_everything
@@ -32,6 +31,7 @@ from genmodels.distributed import SINGLE, Dist, reduce_sum, shard
 from genmodels.export import NextTokenLogProbs, text_example
 from genmodels.finite import perplexity
 from genmodels.loop import fit
+from genmodels.precision import Precision
 from genmodels.resume import Resume, to_device
 from genmodels.text.data import (
     batchify,
@@ -69,7 +69,7 @@ class TrainSettings:
     device: Device = "auto"  # cuda, then mps, else cpu
     # Arithmetic of the training steps (validation is always fp32): auto = bf16 autocast on
     # CUDA and on CPUs with bf16 in hardware (AVX512-BF16, AMX), fp32 elsewhere
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Precision = "auto"
 
     def __post_init__(self):
         if self.min_lr > self.lr:
@@ -104,34 +104,6 @@ class EpochProgress:
     count: int = 0  # tokens
 
 
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether training steps run in bf16 autocast. ``auto`` takes it where the hardware
-    does bf16 products: CUDA, and CPUs with AVX512-BF16 or AMX, where a step of the
-    recurrent models took ~1.4x less time and their validation curves did not move
-    (README, "Precision"; the Transformers' entries set fp32); elsewhere bf16 is emulated
-    and slower than fp32."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return True
-    cpu = torch.cpu
-    return device.type == "cpu" and any(
-        getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-@contextlib.contextmanager
-def mixed_precision(device: torch.device, bf16: bool):
-    """bf16 autocast (Micikevicius et al. 2018, "Mixed Precision Training"): products in
-    bf16, weights, optimizer state, softmax and loss in fp32; bf16 keeps fp32's exponent
-    range, so no loss scaling. ``speed.py``'s oneDNN linear is fp32-only, so under autocast
-    ``F.linear`` takes its place (on a CPU with AMX, oneDNN's bf16 kernels behind it)."""
-    if not bf16:
-        yield
-        return
-    with torch.autocast(device.type, dtype=torch.bfloat16), speed.onednn(False):
-        yield
-
-
 def window_step(model, opt, x: torch.Tensor, y: torch.Tensor, carry, clip: float, lr: float,
                 bf16: bool = False):
     """One optimizer step on a (B, T) window with the state carried in: forward (in bf16
@@ -139,7 +111,7 @@ def window_step(model, opt, x: torch.Tensor, y: torch.Tensor, carry, clip: float
     norm, the state detached)."""
     for group in opt.param_groups:
         group["lr"] = lr
-    with mixed_precision(x.device, bf16):
+    with precision.autocast(x.device, bf16):
         logits, loss, state = model(x, y, carry)  # (B, T, V), or None for an adaptive softmax
     inner = getattr(model, "module", model)  # the model inside DistributedDataParallel
     carry = inner.detach_state(state)  # truncated BPTT: keep the values, drop the graph
@@ -182,7 +154,7 @@ class TextTrainee:
         self.ddp = distributed.wrap(self.model, info, device)
         distributed.seed_noise(s.seed, info)
         self.n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        self.bf16 = uses_bf16(s.precision, device)
+        self.bf16 = precision.uses_bf16(s.precision, device)
         self.tags = {"precision": "bf16" if self.bf16 else "fp32"}
         if info.is_main:
             log.info("%s: %s, %.2fM trainable parameters, vocab %d, %d rank(s) on %s, %s", entry,
