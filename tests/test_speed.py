@@ -130,7 +130,8 @@ def test_conv_with_few_inputs_has_the_same_gradients(stride, padding, side):
 
 def test_kernels_step_aside_under_bf16_autocast():
     """The oneDNN linear and the few-input convolution's backward are fp32-only: under CPU
-    bf16 autocast (precision.py) the VAE-GAN's discriminator step failed in oneDNN."""
+    bf16 autocast (precision.py) the VAE-GAN's discriminator step failed in oneDNN. The
+    fold would add in bf16: PyTorch's transposed convolution runs instead."""
     torch.manual_seed(0)
     conv, lin = speed.Conv2d(1, 6, 3, 2, 1), speed.Linear(6 * 14 * 14, 5)
     x = torch.rand(32, 1, 28, 28, requires_grad=True)
@@ -140,3 +141,7 @@ def test_kernels_step_aside_under_bf16_autocast():
         y.float().sum().backward()
     assert x.grad.dtype == conv.weight.grad.dtype == lin.weight.grad.dtype == torch.float32
     assert x.grad.isfinite().all()
+    up = speed.ConvTranspose2d(6, 1, 4, 2, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert "Convolution" in up(torch.rand(2, 6, 14, 14)).grad_fn.name()
+    assert "Convolution" not in up(torch.rand(2, 6, 14, 14)).grad_fn.name()  # fp32: the fold
