@@ -36,7 +36,7 @@ def uses_bf16(precision: Precision, device: torch.device) -> bool:
 
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast on ``device`` if ``bf16``, else nothing. ``speed.py``'s fp32 kernels
-    (the oneDNN linear, the few-input-channel convolution) step aside under it."""
+    (its ``linear``, ``Conv2d`` and ``ConvTranspose2d``) step aside under it."""
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)

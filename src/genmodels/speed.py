@@ -24,12 +24,12 @@ So:
 
 Set ``GENMODELS_ONEDNN=0`` to fall back to ``F.linear`` (and ``onednn(False)``
 does it in code: the benchmark counts FLOPs on the plain ops). Under bf16 autocast
-(``precision.py``) all three give way to PyTorch's own bf16 kernels: the oneDNN
-linear and ``Conv2d``'s backward are fp32-only, and ``ConvTranspose2d``'s fold would
-add the overlapping contributions in bf16 (one 20-epoch VAE-GAN trained that way:
-classifier FID 190; two with PyTorch's kernel: 111 and 122). In float32 results are
-the same maths; only the order of the sums differs, so losses agree to ~1e-6
-relative, and a run is still deterministic for a given thread count.
+(``precision.py``) ``linear``, ``Conv2d`` and ``ConvTranspose2d`` give way to PyTorch's
+own bf16 kernels: the oneDNN linear and ``Conv2d``'s backward are fp32-only, and the
+fold would add the overlapping contributions in bf16 (one 20-epoch VAE-GAN trained
+that way: classifier FID 190; two with PyTorch's kernel: 111 and 122). In float32
+results are the same maths; only the order of the sums differs, so losses agree to
+~1e-6 relative, and a run is still deterministic for a given thread count.
 """
 
 from __future__ import annotations
