@@ -26,18 +26,22 @@ def store(tmp_path_factory):
         yield root
 
 
-def test_image_generator_round_trips_through_mlflow(store):
+@pytest.mark.parametrize("components", [0, 3])  # N(0, I), or a fitted mixture (code_prior.py)
+def test_image_generator_round_trips_through_mlflow(store, components):
     torch.manual_seed(0)
     cfg = config_from_dict({"family": "vae", "latent_dim": 2, "channels": [4, 8],
-                            "hidden_dim": 8, "epochs": 1, "batch_size": 4, "lr": 1e-3, "seed": 0},
-                           "train_image.tiny")
+                            "hidden_dim": 8, "epochs": 1, "batch_size": 4, "lr": 1e-3, "seed": 0,
+                            "prior_components": components}, "train_image.tiny")
     model = build_image_model(cfg).eval()
+    if components:
+        model.prior.fit(torch.randn(200, 2) * 3 + 1, seed=0)
     example = image_example(cfg.latent_dim)
     with mlflow.start_run():
         info = log_model(ImageGenerator(model), example)
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     z = image_example(cfg.latent_dim, n=5, seed=1)  # another batch size than the example
-    expected = torch.sigmoid(model.decode(torch.from_numpy(z))).detach().numpy()
+    expected = torch.sigmoid(model.decode(model.z_from_noise(torch.from_numpy(z))))
+    expected = expected.detach().numpy()
     assert np.allclose(loaded.predict(z), expected, atol=1e-6)
 
 

@@ -9,7 +9,8 @@ One contract for the family (see also ``vaegan.py``):
     decode(z) -> pixel logits (B, C, H, W)
     forward(x) -> dict of outputs
     loss(x, out) -> dict of named terms, "loss" is the one to minimise (nats per image)
-    z_from_noise(eps) -> latent codes for standard-normal noise (the prior)
+    z_from_noise(eps) -> latent codes for standard-normal noise (the prior: N(0, I), or
+        the ``CodePrior`` mixture fitted to the training codes, code_prior.py)
     sample(n, generator) -> images in [0, 1]
     train_step(x, optimizers) -> dict of floats; make_optimizers() -> list
 """
@@ -25,12 +26,17 @@ import torch.nn.functional as F
 
 from genmodels import speed
 from genmodels.config import config
+from genmodels.images.code_prior import CodePrior
 from genmodels.precision import Precision
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 # conv widths: at least one conv (an empty list builds a net the checkpoint code cannot mirror)
 Channels = Annotated[tuple[PositiveInt, ...], pydantic.Field(min_length=1)]
 PositiveFloat = Annotated[float, pydantic.Field(gt=0)]
+# Where samples come from (code_prior.py): 0, the model's own N(0, I); K > 0, a K-component
+# Gaussian mixture fitted after training to the codes of prior_images training images (one
+# posterior draw each). None: the family's own, 0, or 1 for the AE, which has no prior.
+PriorComponents = Annotated[int, pydantic.Field(ge=0)] | None
 
 
 @config
@@ -47,6 +53,20 @@ class AutoencoderConfig:
     seed: int
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0  # > 0: smoke runs only
     precision: Precision = "auto"  # training steps' arithmetic (precision.py)
+    prior_components: PriorComponents = None
+    prior_images: PositiveInt = 10_000
+
+    def __post_init__(self):
+        if self.family == "ae" and self.prior_components == 0:
+            raise ValueError("prior_components: the AE has no prior of its own; "
+                             "it needs a fitted one (1 or more)")
+
+
+def prior_size(cfg) -> int:
+    """The number of fitted mixture components ``cfg`` asks for (0: sample N(0, I))."""
+    if cfg.prior_components is not None:
+        return cfg.prior_components
+    return 1 if cfg.family == "ae" else 0
 
 
 def conv_out_side(side: int, n_convs: int) -> int:
@@ -127,7 +147,12 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class ImageModel(nn.Module):
-    """What the training loop needs: one optimizer, one minimised ``loss`` term."""
+    """What the training loop needs: one optimizer, one minimised ``loss`` term.
+
+    Subclasses set ``self.prior``: a ``CodePrior`` to sample from, or None for N(0, I).
+    """
+
+    prior: CodePrior | None
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.parameters(), lr=lr, **speed.adam_options(self.parameters()))]
@@ -158,6 +183,34 @@ class ImageModel(nn.Module):
         self.train(was_training)
         return torch.cat(out)
 
+    @torch.no_grad()
+    def encode_draws(self, images: torch.Tensor, generator: torch.Generator,
+                     batch_size: int = 1000) -> torch.Tensor:
+        """One code per image: the AE's code, or a draw z ~ q(z|x) (VAE, VAE-GAN), so that
+        together they sample the aggregate posterior, the density the prior should match."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for x in images.split(batch_size):
+            code = self.encode(x.to(self.device))
+            if isinstance(code, tuple):
+                mu, logvar = code
+                eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+                code = mu + torch.exp(0.5 * logvar) * eps
+            out.append(code.cpu())
+        self.train(was_training)
+        return torch.cat(out)
+
+    def fit_prior(self, images: torch.Tensor, seed: int) -> None:
+        """Fit the code prior, if the model samples from one, to the codes of ``images``."""
+        if self.prior is not None:
+            codes = self.encode_draws(images, torch.Generator().manual_seed(seed))
+            self.prior.fit(codes, seed)
+
+    def z_from_noise(self, eps):
+        """Standard-normal noise (B, latent) -> codes drawn from the prior (B, latent)."""
+        return eps if self.prior is None else self.prior(eps)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -168,8 +221,9 @@ class Autoencoder(ImageModel):
 
     It is not a generative model: nothing shapes where its codes lie, so there
     is no distribution to sample from. To show it, ``sample`` decodes draws from
-    a Gaussian fitted to the training codes (``fit_code_gaussian``); the codes
-    fill an irregular region, and the Gaussian puts mass in its holes.
+    a Gaussian fitted to the training codes (``fit_prior``, one component by
+    default); the codes fill an irregular region, and the Gaussian puts mass in
+    its holes.
     """
 
     def __init__(self, cfg: AutoencoderConfig, image_shape=(1, 28, 28)):
@@ -177,10 +231,7 @@ class Autoencoder(ImageModel):
         self.config = cfg
         self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
-        # The fitted Gaussian N(code_mean, L L^T); identity until fitted. Buffers, so
-        # they travel in the state_dict with the weights.
-        self.register_buffer("code_mean", torch.zeros(cfg.latent_dim))
-        self.register_buffer("code_chol", torch.eye(cfg.latent_dim))
+        self.prior = CodePrior(cfg.latent_dim, prior_size(cfg))  # N(0, I) until fitted
         speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
@@ -197,17 +248,6 @@ class Autoencoder(ImageModel):
         recon = bernoulli_nll(out["logits"], x).mean()
         return {"loss": recon, "recon": recon}
 
-    @torch.no_grad()
-    def fit_code_gaussian(self, codes: torch.Tensor) -> None:
-        """Fit mean and covariance to training codes (N, latent)."""
-        mean = codes.mean(0)
-        cov = torch.cov(codes.T.double()).reshape(len(mean), len(mean))
-        cov += 1e-6 * torch.eye(len(mean), dtype=cov.dtype)  # keep it positive definite
-        self.code_mean.copy_(mean)
-        self.code_chol.copy_(torch.linalg.cholesky(cov).float())
-
-    def z_from_noise(self, eps):
-        return self.code_mean + eps @ self.code_chol.T  # (B, latent)
 
 
 class VAE(ImageModel):
@@ -222,6 +262,8 @@ class VAE(ImageModel):
         self.config = cfg
         self.encoder = ConvEncoder(image_shape, cfg.channels, cfg.hidden_dim, 2 * cfg.latent_dim)
         self.decoder = ConvDecoder(image_shape, cfg.channels, cfg.hidden_dim, cfg.latent_dim)
+        k = prior_size(cfg)
+        self.prior = CodePrior(cfg.latent_dim, k) if k else None
         speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     def encode(self, x):
@@ -244,6 +286,3 @@ class VAE(ImageModel):
         recon = bernoulli_nll(out["logits"], x).mean()
         kl = gaussian_kl(out["mu"], out["logvar"]).mean()
         return {"loss": recon + kl, "recon": recon, "kl": kl}
-
-    def z_from_noise(self, eps):
-        return eps  # the prior is N(0, I)

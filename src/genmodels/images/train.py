@@ -1,10 +1,12 @@
 """The image families' part of the training loop (``loop.fit``).
 
 Each epoch: ``model.train_step`` over shuffled training batches (the AE/VAE
-step is one optimizer; the VAE-GAN writes out its three), then the AE's
-Gaussian refitted to its training codes, the same named loss terms on the
-validation split, and a sample grid decoded from one fixed noise batch (so the
-grids of successive epochs are comparable).
+step is one optimizer; the VAE-GAN writes out its three), then a one-Gaussian
+code prior (the AE's, code_prior.py) refitted to the training codes, the same
+named loss terms on the validation split, and a sample grid decoded from one
+fixed noise batch (so the grids of successive epochs are comparable). A mixture
+prior takes EM, seconds, so it is fitted once, after the last epoch; until then
+the grids decode N(0, I).
 
 Under torchrun each rank trains on its share of every batch (``distributed.py``);
 ``loop.fit`` writes the resume checkpoints that let a killed run go on.
@@ -24,7 +26,7 @@ from genmodels.device import seed_everything
 from genmodels.distributed import SINGLE, Dist, autocast, reduce_sum, shard
 from genmodels.export import ImageGenerator, image_example
 from genmodels.finite import GradNorms
-from genmodels.images.autoencoder import Autoencoder, ImageModel
+from genmodels.images.autoencoder import ImageModel
 from genmodels.images.data import batches, load_split, n_batches
 from genmodels.images.registry import build_model, save_checkpoint
 from genmodels.loop import fit
@@ -53,10 +55,9 @@ def evaluate_terms(model: ImageModel, images: torch.Tensor, batch_size: int,
     return {k: v / count for k, v in sums.items()}
 
 
-def fit_prior(model: ImageModel, train_images: torch.Tensor, max_images: int = 10_000) -> None:
-    """The AE has no prior of its own: fit a Gaussian to (a seeded subset of) its codes."""
-    if isinstance(model, Autoencoder):
-        model.fit_code_gaussian(model.encode_means(train_images[:max_images]))
+def fit_prior(model: ImageModel, cfg, train_images: torch.Tensor) -> None:
+    """Fit the code prior (code_prior.py) to the codes of the first ``prior_images``."""
+    model.fit_prior(train_images[: cfg.prior_images], cfg.seed)
 
 
 class ImageTrainee:
@@ -110,7 +111,8 @@ class ImageTrainee:
     def end_epoch(self, epoch, seconds, run) -> dict[str, float]:
         model = self.model
         distributed.broadcast_(model.buffers(), self.info)  # batch-norm statistics: rank 0's
-        fit_prior(model, self.train_x)
+        if model.prior is not None and model.prior.components == 1:
+            fit_prior(model, self.cfg, self.train_x)  # closed form: refit every epoch (grids)
         val = evaluate_terms(model, self.val_x, 500, self.cfg.limit_batches, self.info)
         logged = {f"train/{k}": v / self.steps_per_epoch
                   for k, v in reduce_sum(self.sums, self.info).items()}
@@ -126,8 +128,10 @@ class ImageTrainee:
     def weights(self) -> dict:
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
-    def finish(self, best) -> dict[str, float]:
-        return {}  # the last epoch's weights
+    def finish(self, best) -> dict[str, float]:  # the last epoch's weights
+        if self.model.prior is not None and self.model.prior.components > 1:
+            fit_prior(self.model, self.cfg, self.train_x)  # EM: seconds, so once, at the end
+        return {}
 
     def save(self, checkpoint: Path) -> None:
         save_checkpoint(self.model.cpu(), self.image_shape, checkpoint)

@@ -35,10 +35,13 @@ from genmodels.images.autoencoder import (
     ImageModel,
     PositiveFloat,
     PositiveInt,
+    PriorComponents,
     bernoulli_nll,
     conv_out_side,
     gaussian_kl,
+    prior_size,
 )
+from genmodels.images.code_prior import CodePrior
 from genmodels.precision import Precision
 
 
@@ -71,6 +74,8 @@ class VAEGANConfig:
     ema: Annotated[float, pydantic.Field(ge=0, lt=1)] = 0.0
     limit_batches: Annotated[int, pydantic.Field(ge=0)] = 0
     precision: Precision = "auto"  # training steps' arithmetic (precision.py)
+    prior_components: PriorComponents = None  # see autoencoder.py
+    prior_images: PositiveInt = 10_000
 
 
 class Discriminator(nn.Module):
@@ -109,6 +114,8 @@ class VAEGAN(ImageModel):
         self.discriminator = Discriminator(image_shape, cfg.disc_channels, cfg.spectral_norm)
         # The decoder's moving average: what samples and evaluation use (see VAEGANConfig.ema)
         self.decoder_ema = copy.deepcopy(self.decoder).requires_grad_(False) if cfg.ema else None
+        k = prior_size(cfg)
+        self.prior = CodePrior(cfg.latent_dim, k) if k else None
         speed.channels_last(self)  # oneDNN's convolutions run in NHWC (speed.py)
 
     @torch.no_grad()
@@ -131,9 +138,6 @@ class VAEGAN(ImageModel):
         if self.decoder_ema is not None and not self.training:
             return self.decoder_ema(z)
         return self.decoder(z)
-
-    def z_from_noise(self, eps):
-        return eps
 
     def forward(self, x):
         mu, logvar = self.encode(x)
