@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from genmodels.config import load_section, read_params
+from genmodels.images.autoencoder import prior_size
+from genmodels.images.registry import config_from_dict
 from genmodels.io import atomic_open
 from genmodels.report import ReportConfig, Sources, render
 from genmodels.stage import run_stage
@@ -33,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace) -> None:
     cfg = load_section(args.params, "report", ReportConfig)
     params = read_params(args.params)
+    images = {n: config_from_dict(e, f"train_image.{n}")
+              for n, e in params.get("train_image", {}).items()}
     src = Sources(
         args.image_metrics, args.image_figures, args.text_metrics, args.text_figures,
         args.cities, args.models, args.out, inception_lock=args.inception_lock,
-        image_models=list(params.get("train_image", {})),
+        image_models=list(images),
+        image_priors={n: (c.family, prior_size(c), c.prior_images) for n, c in images.items()},
         text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
         ngram_order=params.get("evaluate_text", {}).get("ngram_order"),
     )

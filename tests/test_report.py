@@ -167,3 +167,15 @@ def test_inception_scores_of_another_checkpoint_show_as_out_of_date(tmp_path):
     # no lock at all (scores copied from elsewhere): every score is out of date
     page = "\n".join(inception_table(scores, ["ae", "vae"], models, tmp_path / "missing.lock"))
     assert "148.6" not in page and "152.4" not in page
+
+
+def test_each_image_model_says_what_its_samples_decode(tmp_path):
+    src = fake_outputs(tmp_path)
+    src.image_priors = {"ae": ("ae", 1, 10_000), "vae": ("vae", 20, 20_000)}
+    page = render(src, ReportConfig())
+    ae, vae = page.split("### `vae`")
+    assert "one Gaussian fitted to the codes of 10,000 training images: the AE has no prior" in ae
+    assert ("a 20-component Gaussian mixture fitted to the codes of 20,000 training images "
+            "(one posterior draw each) after training, not from the N(0, I) prior") in vae
+    src.image_priors = {"vae": ("vae", 0, 10_000)}
+    assert "Samples decode draws from the model's prior, N(0, I)." in render(src, ReportConfig())

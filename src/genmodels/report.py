@@ -50,6 +50,8 @@ class Sources:
     image_models: list[str] = field(default_factory=list)
     text_models: dict[str, str] = field(default_factory=dict)  # name -> corpus
     ngram_order: int | None = None  # evaluate_text's Kneser-Ney order, for its row's label
+    # image model -> (family, prior_components, prior_images): what its samples decode
+    image_priors: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, float]:
@@ -189,6 +191,19 @@ def inception_table(folder: Path, models: list[str], checkpoints: Path,
     return out
 
 
+def prior_words(family: str, components: int, images: int) -> str:
+    """Where a model's samples come from, in a sentence (code_prior.py)."""
+    if components == 0:
+        return "Samples decode draws from the model's prior, N(0, I)."
+    fitted = (f"fitted to the codes of {images:,} training images"
+              + (" (one posterior draw each)" if family != "ae" else ""))
+    if components == 1:
+        return f"Samples decode draws from one Gaussian {fitted}: the AE has no prior."
+    return (f"Samples decode draws from a {components}-component Gaussian mixture {fitted} "
+            "after training, not from the N(0, I) prior it trained with (ex-post density "
+            "estimation, Ghosh et al. 2020).")
+
+
 def image_section(src: Sources) -> list[str]:
     metrics = {n: read_metrics(src.image_metrics, n) for n in src.image_models}
     cols = columns(metrics.values(), ("test/", "samples/", "novelty/"))
@@ -200,8 +215,9 @@ def image_section(src: Sources) -> list[str]:
                      *(floor.get("floor/" + c.removeprefix("samples/")) if c.startswith("samples/")
                        else None for c in cols)])
     out = ["## Images: Fashion-MNIST", "",
-           "Test-set metrics (`reports/evaluate_image/`); sample metrics use 10,000 draws from "
-           "the prior, in the evaluation classifier's feature space.", "",
+           "Test-set metrics (`reports/evaluate_image/`); sample metrics use 10,000 samples "
+           "(each model's section says what they decode), in the evaluation classifier's "
+           "feature space.", "",
            table(["model", *cols], rows), ""]
     out += class_table(metrics)
     # The opt-in pipeline's scores (inception/dvc.yaml), read when present. Not a declared
@@ -212,10 +228,12 @@ def image_section(src: Sources) -> list[str]:
                            src.inception_lock)
     for name in src.image_models:
         out += [f"### `{name}`", "", f"MLflow run: `{run_id(src.models / 'image' / f'{name}.pt') or '–'}`", ""]
+        if name in src.image_priors:
+            out += [prior_words(*src.image_priors[name]), ""]
         folder = src.image_figures / name
         grids = [folder / "prior_samples.png", folder / "test_images.png"]
         if all(p.is_file() for p in grids):  # first what a viewer judges: samples beside data
-            out += ["64 samples from the prior (fixed noise) | 64 test images", "---|---",
+            out += ["64 samples (fixed noise) | 64 test images", "---|---",
                     f"![{name} prior samples]({link(grids[0], src.out)}) | "
                     f"![test images]({link(grids[1], src.out)})", ""]
         for fig in IMAGE_FIGURES:
