@@ -59,6 +59,16 @@ def test_kl_is_nonnegative_and_zero_at_the_prior():
     assert torch.equal(gaussian_kl(torch.zeros(3, 8), torch.zeros(3, 8)), torch.zeros(3))
 
 
+def test_vae_beta_weighs_the_kl_term_and_the_ae_refuses_it(batch):
+    torch.manual_seed(1)
+    out = make("vae")(batch)
+    plain, half = make("vae").loss(batch, out), make("vae", beta=0.5).loss(batch, out)
+    assert torch.equal(plain["kl"], half["kl"])
+    assert torch.allclose(half["loss"], plain["recon"] + 0.5 * plain["kl"])
+    with pytest.raises(ParamsError, match=r"beta: the AE has no KL term"):
+        make("ae", beta=0.5)
+
+
 @pytest.mark.parametrize("name", ["ae", "vae"])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(name, batch):
     model = make(name)
