@@ -224,11 +224,16 @@ resolved. resolved.
 """  # speeches apart by one blank line: <nl> <nl>, never three <nl> in a row
 
 
-def cold_nl_share(model, nl: int, run: int) -> float:
-    """P(<nl>) after ``run`` line breaks read from a cold start (no cache)."""
+def cold_next(model, nl: int, run: int) -> torch.Tensor:
+    """The next-token distribution after ``run`` line breaks read from a cold start (no
+    cache), (vocab,)."""
     with torch.no_grad():
         logits, _ = model.next_logits(torch.full((1, run), nl))
-    return torch.softmax(logits[0], -1)[nl].item()
+    return torch.softmax(logits[0], -1)
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
+    return 0.5 * (p - q).abs().sum().item()
 
 
 @pytest.mark.parametrize("sink", [False, True])
@@ -237,16 +242,26 @@ def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
     identical values, so from a cold start "<nl>" and "<nl> <nl>" look the same: the
     Shakespeare Transformer gave <nl> 45% after 1 or 12 line breaks, and its unprompted
     samples opened with a dozen blank lines. The attention sink lets it count. Trained on
-    speeches one blank line apart, P(<nl>) after two line breaks must fall well below its
-    value after one. Without the sink the two are equal (the xfail)."""
+    speeches one blank line apart, its next-token distributions after 1, 2 and 3 line breaks
+    must differ, and after two <nl> a third must be unlikely. Without the sink the three
+    are equal (the xfail).
+
+    What it predicts after one <nl> depends on the CPU's rounding. The test used to ask
+    P(<nl>) after one line break to exceed P(<nl>) after two by 0.001; on an AVX2-only AMD
+    EPYC both were 0.005, since the model read a cold start as the text's first line
+    ("first citizen:", 95%), and it failed. So it compares whole distributions (total
+    variation 0.35 and 0.13 on that machine), not P(<nl>) alone."""
     from genmodels.data.text import NL
 
     model, vocab, _ = train_tiny_transformer(SPEECHES * 30, n_layer=2, sink=sink)
     nl = vocab.stoi[NL]
-    one, two, three = (cold_nl_share(model, nl, n) for n in (1, 2, 3))
-    print(f"P(<nl>) after 1, 2, 3 line breaks: {one:.3f} {two:.3f} {three:.3f}")
+    p1, p2, p3 = (cold_next(model, nl, n) for n in (1, 2, 3))
+    one_two, two_three = total_variation(p1, p2), total_variation(p2, p3)
+    two, three = p2[nl].item(), p3[nl].item()
+    print(f"total variation 1-2, 2-3 line breaks: {one_two:.3f} {two_three:.3f}; "
+          f"P(<nl>) after 2, 3: {two:.3f} {three:.3f}")
     if not sink:
-        assert one == pytest.approx(two, abs=1e-6) and two == pytest.approx(three, abs=1e-6)
+        assert one_two < 1e-6 and two_three < 1e-6
         pytest.xfail("without a sink a run of <nl> reads as one <nl>")
-    assert abs(one - two) > 1e-3 and abs(two - three) > 1e-3  # it can tell them apart
+    assert one_two > 0.05 and two_three > 0.05  # it can tell them apart
     assert two < 0.05 and three < 0.05  # and has learnt that a third line break never comes
