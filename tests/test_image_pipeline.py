@@ -115,3 +115,43 @@ def test_dvc_repro_ran_the_image_stages(tiny_pipeline):
         assert "val/loss" in run.data.metrics and "samples/fid" in run.data.metrics
     assert {"latent_scatter.png", "latent_grid.png"} <= {
         p.name for p in (project / "reports/render_image/vae").iterdir()}
+
+
+@pytest.mark.parametrize("shape, kwargs", [
+    ((64, 1, 28, 28), dict(nrow=8, padding=1)),  # the per-epoch training grid
+    ((64, 1, 56, 56), dict(nrow=8, padding=2, pad_value=1.0)),  # the rendered sample grid
+    ((10, 3, 5, 7), dict(nrow=4, padding=3, pad_value=0.3)),  # a ragged last row, RGB
+    ((1, 1, 6, 6), dict(nrow=8, padding=2)),  # one image: no padding
+])
+def test_our_png_grid_is_torchvisions_byte_for_byte(tmp_path, shape, kwargs):
+    """genmodels.images.grid replaces torchvision's save_image to spare the stages its
+    3-second import; the files it writes must not change."""
+    from torchvision.utils import save_image
+
+    from genmodels.images.grid import save_grid_png
+
+    images = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    images[0, :, 0, 0] = 1.0  # the ends of the range round to 255 and 0
+    images[-1, :, -1, -1] = 0.0
+    save_image(images, tmp_path / "theirs.png", **kwargs)
+    save_grid_png(images, tmp_path / "ours.png", **kwargs)
+    assert (tmp_path / "ours.png").read_bytes() == (tmp_path / "theirs.png").read_bytes()
+
+
+def test_png_grid_names_a_bad_shape(tmp_path):
+    from genmodels.images.grid import save_grid_png
+
+    with pytest.raises(ValueError, match=r"expected \(B, 1 or 3, H, W\) images, got \(2, 28, 28\)"):
+        save_grid_png(torch.zeros(2, 28, 28), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_training_and_rendering_do_not_import_torchvision():
+    """torchvision's import costs about 3 s per stage process (see grid.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, genmodels.images.train, genmodels.images.render; "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -292,8 +292,9 @@ def dvc_hash(path: str | Path, lock: str | Path = "dvc.lock") -> str | None:
     ``<md5>.dir``), or None if no stage outputs it."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 0.05 s, not 0.5 s
     try:
-        stages = yaml.safe_load(Path(lock).read_text()).get("stages", {})
+        stages = yaml.load(Path(lock).read_text(), Loader=loader).get("stages", {})
     except (OSError, AttributeError, yaml.YAMLError):
         return None
     want = Path(path).as_posix().rstrip("/")

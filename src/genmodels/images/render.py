@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from genmodels.config import config  # noqa: E402
 from genmodels.device import seed_everything  # noqa: E402
 from genmodels.images.data import load_classes, load_split  # noqa: E402
+from genmodels.images.grid import save_grid_png  # noqa: E402
 from genmodels.images.registry import load_checkpoint  # noqa: E402
 from genmodels.tracking import model_run  # noqa: E402
 
@@ -72,10 +73,8 @@ def decode(model, z):
 def save_grid(images: torch.Tensor, path: Path, scale: int = 2) -> Path:
     """(64, C, H, W) in [0, 1] -> an 8x8 PNG, each pixel ``scale`` x ``scale`` (nearest,
     so the pixels stay sharp); one pixel of padding."""
-    from torchvision.utils import save_image
-
     big = torch.nn.functional.interpolate(images.float().cpu(), scale_factor=scale, mode="nearest")
-    save_image(big, path, nrow=8, padding=2, pad_value=1.0)
+    save_grid_png(big, path, nrow=8, padding=2, pad_value=1.0)
     return path
 
 

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
 from genmodels import distributed, precision
 from genmodels.config import as_dict
@@ -28,6 +27,7 @@ from genmodels.export import ImageGenerator, image_example
 from genmodels.finite import GradNorms
 from genmodels.images.autoencoder import ImageModel
 from genmodels.images.data import batches, load_split, n_batches
+from genmodels.images.grid import save_grid_png
 from genmodels.images.registry import build_model, save_checkpoint
 from genmodels.loop import fit
 from genmodels.resume import Resume
@@ -121,7 +121,7 @@ class ImageTrainee:
         with torch.no_grad():  # the same noise every epoch: comparable grids
             grid = torch.sigmoid(model.decode(model.z_from_noise(self.fixed_noise)))
         png = self.tmp / f"samples_epoch{epoch:03d}.png"
-        save_image(grid.float().cpu(), png, nrow=8, padding=1)
+        save_grid_png(grid, png, nrow=8, padding=1)
         run.log_artifact(png, artifact_path="samples")
         return logged
 
