@@ -102,10 +102,15 @@ def run_dvc(project: Path, *args: str, mirror: Path | None = None, check: bool =
     return result
 
 
-def apply_tiny_params(project: Path) -> dict:
-    """Replace the sections of ``project/params.yaml`` named in tests/tiny_params.yaml."""
+def apply_tiny_params(project: Path, every_family: bool = False) -> dict:
+    """Replace the sections of ``project/params.yaml`` named in tests/tiny_params.yaml (one
+    image and one text model); ``every_family`` adds tests/tiny_params_more.yaml's models."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     tiny = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+    if every_family:
+        for section, entries in yaml.safe_load(
+                (ROOT / "tests" / "tiny_params_more.yaml").read_text()).items():
+            tiny[section] = {**tiny[section], **entries}
     params.update(tiny)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params

@@ -167,7 +167,7 @@ def test_the_default_repro_leaves_the_opt_in_inception_pipeline_alone(tiny_pipel
         assert (tiny_pipeline / "reports/inception" / committed.name).read_bytes() \
             == committed.read_bytes()
     page = (tiny_pipeline / "reports/README.md").read_text()
-    assert "| `vaegan` | out of date | out of date |" in page
+    assert "| `vae` | out of date | out of date |" in page
     dry = run_dvc(tiny_pipeline, "repro", "--dry").stdout
     assert "inception" not in dry, dry
     listed = run_dvc(tiny_pipeline, "stage", "list", "inception/dvc.yaml").stdout

@@ -250,7 +250,8 @@ def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
     P(<nl>) after one line break to exceed P(<nl>) after two by 0.001; on an AVX2-only AMD
     EPYC both were 0.005, since the model read a cold start as the text's first line
     ("first citizen:", 95%), and it failed. So it compares whole distributions (total
-    variation 0.35 and 0.13 on that machine), not P(<nl>) alone."""
+    variation 0.35 and 0.13 on that machine, 0.081 and 0.022 on an AVX-512 Zen 4 EPYC), not
+    P(<nl>) alone, against 0.01: without the sink they are equal to 1e-6."""
     from genmodels.data.text import NL
 
     model, vocab, _ = train_tiny_transformer(SPEECHES * 30, n_layer=2, sink=sink)
@@ -263,5 +264,5 @@ def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
     if not sink:
         assert one_two < 1e-6 and two_three < 1e-6
         pytest.xfail("without a sink a run of <nl> reads as one <nl>")
-    assert one_two > 0.05 and two_three > 0.05  # it can tell them apart
+    assert one_two > 0.01 and two_three > 0.01  # it can tell them apart
     assert two < 0.05 and three < 0.05  # and has learnt that a third line break never comes
