@@ -106,13 +106,18 @@ class RNNLM(LanguageModel):
 
     def embedding(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, T, C); in training, ``embed_dropout`` zeroes whole rows (words)
-        of the matrix and scales the rest by 1 / (1 - p)."""
+        of the matrix and scales the rest by 1 / (1 - p).
+
+        One keep/drop draw per word of the vocabulary, applied to the looked-up rows only:
+        the same law as masking the (V, C) matrix, without the (V, C) products forward and
+        backward (22% of the profiled CPU time of an LSTM step at V = 9,199, C = 256; the
+        step's throughput rose only 2%, 13.5k -> 13.8k tokens/s on 2 cores)."""
         p = self.config.embed_dropout
         if not (self.training and p):
             return self.embed(idx)
         w = self.embed.weight
-        keep = torch.empty(w.size(0), 1, device=w.device, dtype=w.dtype).bernoulli_(1 - p)
-        return nn.functional.embedding(idx, w * keep / (1 - p))
+        scale = (torch.rand(w.size(0), device=w.device) >= p).to(w.dtype) / (1 - p)  # (V,)
+        return self.embed(idx) * scale[idx].unsqueeze(-1)
 
     def dropout(self, x: torch.Tensor) -> torch.Tensor:
         """``dropout`` on (B, T, C); with ``locked_dropout`` one mask (B, 1, C) for all T steps."""
@@ -124,7 +129,8 @@ class RNNLM(LanguageModel):
 
     def dropped_weights(self) -> dict[str, torch.Tensor]:
         """The hidden-to-hidden matrices with DropConnect, one mask for this window."""
-        return {name: nn.functional.dropout(w, self.config.weight_drop, training=True)
+        p = self.config.weight_drop
+        return {name: w * (torch.rand_like(w) >= p) * (1.0 / (1.0 - p))  # rand: ~4x bernoulli_'s speed
                 for name, w in self.rnn.named_parameters() if name.startswith("weight_hh")}
 
     def step(self, x, state):
