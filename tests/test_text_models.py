@@ -128,6 +128,27 @@ def test_weight_tying_shares_the_matrix():
     assert untied.head.weight is not untied.embed.weight
 
 
+def test_embedding_dropout_drops_whole_words_at_its_rate():
+    """embed_dropout: every occurrence of a word in a batch is dropped together, or kept
+    and scaled by 1 / (1 - p); about p of the words are dropped; off in eval mode."""
+    torch.manual_seed(0)
+    _, model = build_model("rnn", dict(cell="lstm", n_embd=8, n_hidden=8, embed_dropout=0.5),
+                           [f"w{i}" for i in range(400)])
+    idx = torch.arange(400).repeat(3, 2)  # (3, 800): each word 6 times
+    model.train()
+    out = model.embedding(idx)  # (3, 800, 8)
+    rows = model.embed(idx)
+    kept = (out != 0).any(-1)  # (3, 800)
+    for word in range(400):
+        at = idx == word
+        assert kept[at].all() or not kept[at].any()  # one draw per word
+    torch.testing.assert_close(out[kept], 2 * rows[kept])
+    dropped = 1 - kept[0, :400].float().mean().item()
+    assert 0.4 < dropped < 0.6
+    model.eval()
+    assert torch.equal(model.embedding(idx), rows)
+
+
 def test_bad_config_names_the_key():
     from genmodels.config import ParamsError
 
