@@ -53,6 +53,7 @@ def fake_outputs(root):
                   "unk_share": 0.04},
          "kneser_ney": {"ppl": 150.0, "ppl_known": 120.0, "acc": 0.2},
          "unigram": {"ppl": 600.0, "ppl_known": 500.0, "acc": 0.05},
+         "cache": {"ppl": 70.0, "kn_ppl": 140.0, "gain_over_kn": 0.5},
          "samples": {"t0_5": {**stats, "nl_punct_ratio": 0.5}, "t1": {**stats, "nl_share": 0.3}},
          "heldout": {**stats, "nl_share": 0.15}}))
     write(r / "render_text" / "lstm_toy" / "loss_curves.png", "png")
@@ -91,10 +92,11 @@ def test_text_tables_show_fair_baselines_known_ppl_and_heldout_text(tmp_path):
     src = fake_outputs(tmp_path)
     src.ngram_order = 3
     page = render(src, ReportConfig())
-    assert "| model | test ppl | ppl on known-word targets | top-1 acc | gain over KN |" in page
-    assert "| `lstm_toy` | 100 | 80 | 0.25 | 0.3333 |" in page
-    assert "| Kneser-Ney (order 3, same `<unk>` treatment) | 150 | 120 | 0.2 | 0 |" in page
-    assert "| unigram (same `<unk>` treatment) | 600 | 500 | 0.05 | -3 |" in page  # 1 - 600/150
+    assert ("| model | test ppl | ppl on known-word targets | top-1 acc | gain over KN | "
+            "with cache: test ppl | with cache: gain over KN with cache |") in page
+    assert "| `lstm_toy` | 100 | 80 | 0.25 | 0.3333 | 70 | 0.5 |" in page
+    assert "| Kneser-Ney (order 3, same `<unk>` treatment) | 150 | 120 | 0.2 | 0 | 140 | 0 |" in page
+    assert "| unigram (same `<unk>` treatment) | 600 | 500 | 0.05 | -3 | – | – |" in page  # 1 - 600/150
     assert "`<unk>` share of the test targets: 0.04." in page
     assert "| `lstm_toy` | T=0.5 | 0.1 | 0.2 | 0.05 | 0.5 | 0.8 | 0.01 |" in page
     assert "| `lstm_toy` | T=1.0 | 0.3 | 0.2 | 0.05 | – | 0.8 | 0.01 |" in page

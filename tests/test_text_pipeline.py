@@ -2,6 +2,7 @@
 of train_text, evaluate_text and render_text on a copy of the project."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -79,9 +80,12 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
         for key in ("test/ppl", "test/acc", "test/top5", "test/ppl_known", "test/unk_share",
                     "unigram/ppl", "kneser_ney/ppl", "kneser_ney/ppl_known", "kneser_ney/top5",
                     "samples/t0_5/nl_punct_ratio", "samples/t1/nl_punct_ratio",
+                    "cache/ppl", "cache/ppl_known", "cache/kn_ppl", "cache/gain_over_kn",
                     *(f"{p}/{k}" for p in ("samples/t0_5", "samples/t1", "heldout") for k in stats)):
             assert key in metrics, key
         assert metrics["kneser_ney/ppl"] < metrics["unigram/ppl"]
+        assert metrics["cache/size"] in EvaluateTextConfig().cache_sizes
+        assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("cache/"))
         assert metrics["test/unk_share"] == metrics["kneser_ney/unk_share"]  # the same targets
         assert set(samples) == {"t0_5", "t1"} and all(len(s) == 3 for s in samples.values())
         assert not any("<unk>" in s for ss in samples.values() for s in ss)

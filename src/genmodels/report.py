@@ -252,6 +252,8 @@ def image_section(src: Sources) -> list[str]:
 
 PPL_COLUMNS = (("ppl", "test ppl"), ("ppl_known", "ppl on known-word targets"),
                ("acc", "top-1 acc"), ("gain_over_kn", "gain over KN"))
+# evaluate_text's cache models (text/cache.py): the model's and Kneser-Ney's, each cached
+CACHE_COLUMNS = ("with cache: test ppl", "with cache: gain over KN with cache")
 SAMPLE_STATS = (("nl_share", "`<nl>` share"), ("punct_share", "punctuation share"),
                 ("unk_share", "`<unk>` share"), ("nl_punct_ratio", "(`<nl>`+punct) / held-out"),
                 ("distinct_2", "distinct-2"), ("repetition_4", "repetition-4"))
@@ -267,7 +269,12 @@ PPL_NOTE = (
     "`<unk>` makes the test text easier to predict, and a model that never saw `<unk>` in "
     "training pays heavily for every new word. So every number here uses one vocabulary per "
     "corpus, the baselines are trained on the same word-dropout stream as the neural models, "
-    "and the known-word column scores only targets inside the vocabulary.")
+    "and the known-word column scores only targets inside the vocabulary. "
+    "The cache columns score the same test text with a memory of what it said a moment ago, "
+    "on equal terms: the neural model mixes in a continuous cache of its last hidden states "
+    "(Grave et al. 2017), Kneser-Ney a unigram cache of its last words (Kuhn & De Mori 1990), "
+    "each with its cache size and weight chosen on the validation split; the gain compares "
+    "the two cached models.")
 SAMPLES_NOTE = (
     "Statistics of unprompted samples at each temperature beside held-out test text of the "
     "same length: degenerate sampling shows up as a (`<nl>`+punct) ratio far from 1, high "
@@ -310,16 +317,18 @@ def passage(folder: Path, temperature: float, chars: int) -> tuple[str | None, s
 
 
 def perplexity_table(names: list[str], metrics: dict, ngram_order: int | None) -> str:
-    rows = [[f"`{n}`", *(metrics[n].get(f"test/{k}") for k, _ in PPL_COLUMNS)] for n in names]
+    rows = [[f"`{n}`", *(metrics[n].get(f"test/{k}") for k, _ in PPL_COLUMNS),
+             metrics[n].get("cache/ppl"), metrics[n].get("cache/gain_over_kn")] for n in names]
     # The baselines are scored once per corpus; every model's file repeats them.
     base = next((metrics[n] for n in names if "kneser_ney/ppl" in metrics[n]), {})
     order = f"order {ngram_order}, " if ngram_order else ""
     for prefix, label in (("kneser_ney", f"Kneser-Ney ({order}same `<unk>` treatment)"),
                           ("unigram", "unigram (same `<unk>` treatment)")):
         ppl, kn = base.get(f"{prefix}/ppl"), base.get("kneser_ney/ppl")
+        cached = base.get("cache/kn_ppl") if prefix == "kneser_ney" else None
         rows.append([label, ppl, base.get(f"{prefix}/ppl_known"), base.get(f"{prefix}/acc"),
-                     1 - ppl / kn if ppl and kn else None])
-    return table(["model", *(h for _, h in PPL_COLUMNS)], rows)
+                     1 - ppl / kn if ppl and kn else None, cached, 0.0 if cached else None])
+    return table(["model", *(h for _, h in PPL_COLUMNS), *CACHE_COLUMNS], rows)
 
 
 def samples_table(names: list[str], metrics: dict) -> str:

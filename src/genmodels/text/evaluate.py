@@ -30,7 +30,8 @@ from genmodels.config import config
 from genmodels.data.text import EOS, NL, PUNCTUATION, UNK
 from genmodels.device import seed_everything
 from genmodels.text.data import batchify, load_split, replace_rare
-from genmodels.text.ngram import KneserNey, Unigram, score_stream
+from genmodels.text.cache import cache_metrics, model_outputs, neural_cache, neural_caches, tune, unigram_cache
+from genmodels.text.ngram import KneserNey, Unigram, score_stream, target_probs
 from genmodels.text.registry import load_checkpoint
 from genmodels.text.sampling import UNK_ID
 from genmodels.text.scoring import evaluate_stream
@@ -50,6 +51,15 @@ class EvaluateTextConfig:
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     seed: int = 0
     max_tokens: Annotated[int, Field(ge=0)] = 0  # score only the first test tokens; 0 = all
+    # Cache models (cache.py), tuned on the validation split: sizes () = none.
+    cache_sizes: tuple[Annotated[int, Field(gt=0)], ...] = (100, 200, 300, 500, 1000, 2000)
+    cache_thetas: tuple[Annotated[float, Field(gt=0)], ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+    cache_lambdas: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.02, 0.05, 0.075, 0.1, 0.125, 0.15,
+                                                                     0.2, 0.25, 0.3, 0.4)
+
+    def __post_init__(self):
+        if self.cache_sizes and not (self.cache_thetas and self.cache_lambdas):
+            raise ValueError("cache_sizes is set: cache_thetas and cache_lambdas need a value each")
 
 
 def ngrams(seq: Sequence, n: int) -> list[tuple]:
@@ -127,6 +137,29 @@ def fair_baselines(train_ids: torch.Tensor, vocab_size: int, order: int, unk_alp
     return {"unigram": Unigram(vocab_size).fit(ids), "kneser_ney": KneserNey(vocab_size, order).fit(ids)}
 
 
+def cache_scores(cfg: EvaluateTextConfig, model, kneser_ney: KneserNey, val_ids: torch.Tensor,
+                 test: torch.Tensor) -> dict[str, float]:
+    """Test perplexity of the model with a neural cache and of Kneser-Ney with a unigram
+    cache (``cache.py``), each cache's size, theta and weight chosen on the validation split;
+    ``cache/gain_over_kn`` compares the two: each model with the cache of its kind."""
+    splits = {}
+    for name, data in (("val", batchify(val_ids, cfg.batch_size)), ("test", test)):
+        h, p_model = model_outputs(model, data, cfg.bptt)  # (B, L-1, C), (B, L-1)
+        splits[name] = (h, p_model, data[:, 1:], target_probs(kneser_ney, data))
+    h, p_model, y, p_kn = splits["val"]
+    (size, theta), lam = tune(p_model, neural_caches(h, y, cfg.cache_sizes, cfg.cache_thetas),
+                              cfg.cache_lambdas)
+    (kn_size,), kn_lam = tune(p_kn, {(s,): unigram_cache(y, s) for s in cfg.cache_sizes}, cfg.cache_lambdas)
+    h, p_model, y, p_kn = splits["test"]
+    neural = cache_metrics(p_model, neural_cache(h, y, theta, size), lam, y, UNK_ID)
+    counts = cache_metrics(p_kn, unigram_cache(y, kn_size), kn_lam, y, UNK_ID)
+    return {"cache/ppl": neural["ppl"], "cache/ppl_known": neural["ppl_known"],
+            "cache/kn_ppl": counts["ppl"], "cache/kn_ppl_known": counts["ppl_known"],
+            "cache/gain_over_kn": 1 - neural["ppl"] / counts["ppl"],
+            "cache/size": size, "cache/theta": theta, "cache/lambda": lam,
+            "cache/kn_size": kn_size, "cache/kn_lambda": kn_lam}
+
+
 def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Path) -> tuple[dict, dict]:
     """All metrics as a flat ``{"test/ppl": ...}`` dict, and the samples (token lists) per
     temperature tag."""
@@ -143,6 +176,8 @@ def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Pa
             metrics[f"{name}/{k}"] = v
     # relative perplexity gain over Kneser-Ney: 0.15 means 15% lower perplexity
     metrics["test/gain_over_kn"] = 1 - metrics["test/ppl"] / metrics["kneser_ney/ppl"]
+    if cfg.cache_sizes:
+        metrics.update(cache_scores(cfg, model, baselines["kneser_ney"], load_split(data_dir, "val"), test))
     seen = set(ngrams(train_ids.tolist(), 4))
     heldout = sample_metrics(heldout_passages(test_ids.tolist(), itos, cfg.samples, cfg.sample_tokens),
                              train_ids, itos, seen)

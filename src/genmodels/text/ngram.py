@@ -121,3 +121,12 @@ def score_stream(model, data: torch.Tensor, desc: str = "n-gram", unk_id: int = 
     mean = nll / count
     return {"loss": mean, "ppl": math.exp(mean), "acc": top1 / count, "top5": top5 / count,
             "ppl_known": math.exp(known_nll / max(1, known)), "unk_share": 1 - known / count}
+
+
+def target_probs(model, data: torch.Tensor) -> torch.Tensor:
+    """P(target) of a count model for every target of a batchified (B, L) stream, (B, L-1)
+    float64: the targets ``score_stream`` scores, with the same history."""
+    order = getattr(model, "order", 1)
+    rows = data.tolist()
+    return torch.tensor([[model.distribution(row[max(0, t - order + 1) : t])[row[t]] for t in range(1, len(row))]
+                         for row in rows], dtype=torch.float64)
