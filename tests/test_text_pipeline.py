@@ -28,7 +28,8 @@ TINY_MODELS = {
                                             dropout=0.1, tie_weights=True, cutoffs=[])),
 }
 TINY_EVALUATE = dict(batch_size=2, bptt=8, ngram_order=3, samples=3, sample_tokens=12,
-                     temperatures=[0.5, 1.0], top_k=0, top_p=1.0, seed=0, max_tokens=200)
+                     temperatures=[0.5, 1.0], top_k=0, top_p=1.0, seed=0, max_tokens=200,
+                     cache_sizes=[5, 20], cache_thetas=[0.1, 1.0], cache_lambdas=[0.1, 0.3])
 TINY_RENDER = dict(temperatures=[0.2, 1.0], tokens=10, unprompted=1, top_k=0, top_p=1.0, seed=0,
                    prompts={"shakespeare": ["first citizen"], "sherlock": ["holmes said"]})
 
@@ -84,7 +85,8 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
                     *(f"{p}/{k}" for p in ("samples/t0_5", "samples/t1", "heldout") for k in stats)):
             assert key in metrics, key
         assert metrics["kneser_ney/ppl"] < metrics["unigram/ppl"]
-        assert metrics["cache/size"] in EvaluateTextConfig().cache_sizes
+        assert metrics["cache/size"] in TINY_EVALUATE["cache_sizes"]
+        assert metrics["cache/lambda"] in TINY_EVALUATE["cache_lambdas"]
         assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("cache/"))
         assert metrics["test/unk_share"] == metrics["kneser_ney/unk_share"]  # the same targets
         assert set(samples) == {"t0_5", "t1"} and all(len(s) == 3 for s in samples.values())
@@ -136,7 +138,7 @@ def test_dvc_repro_ran_the_text_stages(tiny_pipeline):
     params = yaml.safe_load((project / "params.yaml").read_text())
     for name in params["train_text"]:
         metrics = json.loads((project / f"reports/evaluate_text/{name}/metrics.json").read_text())
-        assert {"test", "unigram", "kneser_ney", "samples", "heldout"} <= set(metrics)
+        assert {"test", "unigram", "kneser_ney", "cache", "samples", "heldout"} <= set(metrics)
         samples = (project / f"reports/evaluate_text/{name}/samples.txt").read_text()
         assert "## t0_5" in samples and "<unk>" not in samples
         for txt in (project / "reports/render_text" / name).glob("*.txt"):

@@ -101,8 +101,8 @@ def mixed_nll(p_model: torch.Tensor, p_cache: torch.Tensor, lam: float) -> torch
 
 
 def tune(p_model: torch.Tensor, caches: dict[tuple, torch.Tensor], lambdas: Sequence[float]) -> tuple:
-    """The (cache key, lam) of lowest mean mixed NLL, with that NLL: ``caches`` maps each
-    candidate key (e.g. (size, theta)) to its p_cache on the validation split."""
+    """The (cache key, lam) of lowest mean mixed NLL: ``caches`` maps each candidate key
+    (e.g. (size, theta)) to its p_cache on the validation split."""
     best = min(((key, lam) for key, lam in itertools.product(caches, lambdas)),
                key=lambda kl: mixed_nll(p_model, caches[kl[0]], kl[1]).mean().item())
     return best[0], best[1]

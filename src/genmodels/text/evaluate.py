@@ -29,8 +29,15 @@ from pydantic import Field
 from genmodels.config import config
 from genmodels.data.text import EOS, NL, PUNCTUATION, UNK
 from genmodels.device import seed_everything
+from genmodels.text.cache import (
+    cache_metrics,
+    model_outputs,
+    neural_cache,
+    neural_caches,
+    tune,
+    unigram_cache,
+)
 from genmodels.text.data import batchify, load_split, replace_rare
-from genmodels.text.cache import cache_metrics, model_outputs, neural_cache, neural_caches, tune, unigram_cache
 from genmodels.text.ngram import KneserNey, Unigram, score_stream, target_probs
 from genmodels.text.registry import load_checkpoint
 from genmodels.text.sampling import UNK_ID
@@ -51,11 +58,11 @@ class EvaluateTextConfig:
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     seed: int = 0
     max_tokens: Annotated[int, Field(ge=0)] = 0  # score only the first test tokens; 0 = all
-    # Cache models (cache.py), tuned on the validation split: sizes () = none.
-    cache_sizes: tuple[Annotated[int, Field(gt=0)], ...] = (100, 200, 300, 500, 1000, 2000)
-    cache_thetas: tuple[Annotated[float, Field(gt=0)], ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-    cache_lambdas: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.02, 0.05, 0.075, 0.1, 0.125, 0.15,
-                                                                     0.2, 0.25, 0.3, 0.4)
+    # Cache models (cache.py), tuned on the validation split; params.yaml sets the grids,
+    # sizes () = no cache.
+    cache_sizes: tuple[Annotated[int, Field(gt=0)], ...] = ()
+    cache_thetas: tuple[Annotated[float, Field(gt=0)], ...] = ()
+    cache_lambdas: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = ()
 
     def __post_init__(self):
         if self.cache_sizes and not (self.cache_thetas and self.cache_lambdas):
