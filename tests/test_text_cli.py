@@ -16,7 +16,8 @@ def checkpoint(tmp_path):
     torch.manual_seed(0)
     cfg, model = build_model("rnn", {"cell": "lstm", "n_embd": 8, "n_hidden": 8}, VOCAB)
     path = tmp_path / "lstm_sherlock.pt"
-    save_checkpoint(path, model, cfg, "rnn", VOCAB, newline="paragraph")
+    save_checkpoint(path, model, cfg, "rnn", VOCAB, newline="paragraph",
+                    casing={"sherlock": "Sherlock", "watson": "Watson"})
     return path
 
 
@@ -26,6 +27,7 @@ def test_one_prompt_is_deterministic_for_a_seed(checkpoint, capsys):
     assert main(args) == 0
     first = capsys.readouterr().out
     assert first.startswith("Sherlock woke up and saw")
+    assert "Watson" in first and "watson" not in first  # names keep their capitals
     main(args)
     assert capsys.readouterr().out == first
 

@@ -28,3 +28,10 @@ def test_readable_output():
 def test_bad_newline_mode():
     with pytest.raises(ValueError):
         detokenize(["a"], "verse")
+
+
+def test_casing_gives_names_their_capitals():
+    tokens = tokenize('"my dear watson," said holmes. holmes smiled; i nodded.', "line")
+    casing = {"watson": "Watson", "holmes": "Holmes", "i": "I"}
+    assert detokenize(tokens, "line", casing) == '"My dear Watson," said Holmes. Holmes smiled; I nodded.'
+    assert tokenize(detokenize(tokens, "line", casing), "line") == tokens  # still a round trip

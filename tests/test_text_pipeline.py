@@ -50,7 +50,7 @@ def corpus(tmp_path, store, monkeypatch):
     monkeypatch.chdir(tmp_path)  # MLflow artifacts land under tmp_path/mlruns
     """A prepared-corpus folder made from a few lines."""
     tokens = tokenize(VERSE * 12, "line")
-    vocab = Vocab.build(tokens)
+    vocab = Vocab(Vocab.build(tokens).itos, casing={"citizen": "Citizen"})  # VERSE is lowercase
     folder = tmp_path / "prepared"
     vocab.save(folder / "vocab.json")
     ids = torch.tensor(vocab.encode(tokens))
@@ -70,6 +70,7 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
         assert best["best/epoch"] in (1, 2)
         saved = torch.load(ckpt, weights_only=True)
         assert {"state_dict", "config", "arch", "vocab"} <= set(saved)
+        assert saved["casing"] == {"citizen": "Citizen"}  # the vocabulary's display forms
         logged = plots.read_text().splitlines()[0].split(",")  # the DVC plots file's columns
         assert {"step", "train/loss", "train/ppl", "val/loss", "val/ppl", "val/acc", "val/top5",
                 "lr"} <= set(logged)
@@ -94,7 +95,7 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
         paths = render_samples(RenderTextConfig(**TINY_RENDER), ckpt, ["first citizen"],
                                tmp_path / name)
         assert [p.name for p in paths] == ["samples_t0.2.txt", "samples_t1.txt"]
-        assert "## prompt: 'first citizen'" in paths[0].read_text()
+        assert "## prompt: 'first citizen'\n\nFirst Citizen" in paths[0].read_text()  # cased
         assert plot_losses(tmp_path / f"{name}.csv", tmp_path / name / "loss.png").stat().st_size
 
 

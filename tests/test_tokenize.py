@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from genmodels.data.text import EOS, NL, UNK, Vocab, oov_rate, tokenize
+from genmodels.data.text import EOS, NL, UNK, Vocab, oov_rate, tokenize, word_casing
 
 
 @pytest.mark.parametrize(
@@ -53,9 +53,35 @@ def test_vocab_from_training_tokens_with_min_freq_and_unk():
 
 
 def test_vocab_round_trips_through_json(tmp_path):
-    vocab = Vocab.build("to be or not to be".split())
+    vocab = Vocab("<unk> to be or not".split(), casing={"not": "Not"})
     vocab.save(tmp_path / "vocab.json")
     assert Vocab.load(tmp_path / "vocab.json") == vocab
+
+
+def test_cased_tokens_match_the_lowercase_ones_one_for_one():
+    text = "KING RICHARD III:\nSay, Holmes -- is't so? \"Aye.\""
+    assert [t.lower() for t in tokenize(text, lower=False)] == tokenize(text)
+
+
+VERSE = """KING RICHARD III:
+Say, Holmes, where is Watson? Watson went to London
+with Holmes and the king. The king is here.
+Holmes. Watson.
+
+First Citizen:
+The citizen and the other citizen, and the king.
+"""
+
+
+def test_word_casing_reads_the_case_writers_choose():
+    cased = tokenize(VERSE, lower=False)
+    vocab = Vocab.build(tokenize(VERSE))
+    assert word_casing(cased, vocab) == {
+        "holmes": "Holmes", "watson": "Watson", "london": "London",  # names, mid-sentence
+        "richard": "Richard", "iii": "III",  # only in a heading in capitals: title form, numeral
+    }  # not "king" (lowercase mid-sentence; its heading does not count), "citizen" (1 of 3),
+    # nor "say", "first", "the" (capitalised only where every word is)
+    assert word_casing(cased, Vocab.build(["holmes"])) == {"holmes": "Holmes"}  # vocabulary only
 
 
 def test_vocab_rejects_a_list_without_unk_first():

@@ -101,7 +101,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     def answer(prompt: str) -> None:
         complete(model, itos, prompt, args.words, args.temperature, args.top_k, args.top_p, gen,
-                 newline, write=write)
+                 newline, write=write, casing=ckpt.get("casing"))
         print(flush=True)
 
     if not args.interactive:

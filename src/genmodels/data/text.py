@@ -2,7 +2,9 @@
 
 Tokenization follows the workshop: lowercase; ``. , ? ! : ; "`` are tokens of
 their own; ``--`` and ``-`` become spaces; line breaks become ``<nl>`` so
-generated text keeps its line structure; a story ends with ``<eos>``.
+generated text keeps its line structure; a story ends with ``<eos>``. What the
+lowercasing loses for a reader, the capital of a name ("said Holmes"), comes back
+at display time from the vocabulary's ``casing`` (``word_casing``).
 
 Before tokenizing, ``strip_boilerplate`` drops text that is not the author's
 (licence footers, bylines, Project Gutenberg headers). Held-out text never
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,14 +42,16 @@ _DASHES = re.compile(r"-+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines
 
 
-def tokenize(text: str, newline: Newline = "line") -> list[str]:
+def tokenize(text: str, newline: Newline = "line", lower: bool = True) -> list[str]:
     """Split ``text`` into word tokens.
 
     ``newline="line"``: every line break is a ``<nl>`` (verse). ``"paragraph"``:
     hard-wrapped prose, where a blank line ends a paragraph (one ``<nl>``) and a
-    single line break is only a space.
+    single line break is only a space. ``lower=False`` keeps the case: the same tokens,
+    one for one, as written (``word_casing`` reads them).
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lower()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.lower() if lower else text
     if newline == "paragraph":
         text = _PARAGRAPH.sub(f" {NL} ", text.strip())
         text = text.replace("\n", " ")
@@ -61,10 +65,13 @@ def tokenize(text: str, newline: Newline = "line") -> list[str]:
 
 
 class Vocab:
-    """Token <-> id. Id 0 is ``<unk>``; the specials come first, then words by frequency."""
+    """Token <-> id. Id 0 is ``<unk>``; the specials come first, then words by frequency.
+    ``casing`` maps a word to the form a reader expects it in ("holmes" -> "Holmes"), for
+    display only (``word_casing``)."""
 
-    def __init__(self, itos: Sequence[str]):
+    def __init__(self, itos: Sequence[str], casing: dict[str, str] | None = None):
         self.itos = tuple(itos)
+        self.casing = dict(casing or {})
         if not self.itos or self.itos[0] != UNK:
             raise ValueError(f"a vocabulary starts with {UNK}")
         if len(set(self.itos)) != len(self.itos):
@@ -72,7 +79,7 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.itos == other.itos
+        return isinstance(other, Vocab) and (self.itos, self.casing) == (other.itos, other.casing)
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -99,11 +106,59 @@ class Vocab:
         return cls(tuple([*SPECIALS, *words]))
 
     def save(self, path: str | Path) -> None:
-        write_json(path, {"itos": list(self.itos)})
+        write_json(path, {"itos": list(self.itos), "casing": self.casing})
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        return cls(tuple(json.loads(Path(path).read_text())["itos"]))
+        saved = json.loads(Path(path).read_text())
+        return cls(tuple(saved["itos"]), saved.get("casing"))
+
+
+# Tokens after which the next word is capitalised whatever it is: not evidence of its case.
+_OPENERS = frozenset({NL, EOS, ".", "?", "!", ":", '"'})
+_ROMAN = re.compile(r"[IVXL]{2,}")  # "KING RICHARD III": kept in capitals
+
+
+def word_casing(cased: Sequence[str], vocab: Vocab) -> dict[str, str]:
+    """The display form of each vocabulary word that is written capitalised more often than
+    not where case is the writer's choice: not at the start of a line or a sentence, not in
+    a line all in capitals. ``cased`` is ``tokenize(text, lower=False)``.
+
+    Why: the models see lowercase words, and their samples read "said holmes" and "my dear
+    watson". The detokenizer already capitalises sentences and lines; this restores names.
+    Words seen only in capitalised lines (Shakespeare's speaker headings, "KING RICHARD
+    III:") take their title form, roman numerals their capitals. Only words whose form
+    differs from the lowercase one are returned."""
+    forms: dict[str, Counter] = defaultdict(Counter)
+    shouted: dict[str, Counter] = defaultdict(Counter)
+    line: list[str] = []
+
+    def flush() -> None:
+        text = "".join(line)
+        loud = sum(c.isalpha() for c in text) > 1 and not any(c.islower() for c in text)
+        for i, t in enumerate(line):
+            w = t.lower()
+            if w not in vocab.stoi or not t[0].isalpha():  # "'Tis" opens a quote: its capital is the quote's
+                continue
+            if loud:
+                shouted[w][t if _ROMAN.fullmatch(t) else t.capitalize()] += 1
+            elif i > 0 and line[i - 1] not in _OPENERS:
+                forms[w][t] += 1
+
+    for t in cased:
+        if t in (NL, EOS):
+            flush()
+            line = []
+        else:
+            line.append(t)
+    flush()
+    out = {}
+    for w in sorted(forms.keys() | shouted.keys()):
+        seen = forms.get(w) or shouted[w]
+        form, n = seen.most_common(1)[0]
+        if form != w and n * 2 > seen.total():
+            out[w] = form
+    return out
 
 
 def split_blocks(
@@ -240,10 +295,11 @@ def prepare_corpus(
     Every document ends with ``<eos>``. ``name`` (the corpus or its folder) is
     only for the error raised when a split is too short to train or score on.
     """
-    tokens, removed = {}, {}
+    tokens, cased, removed = {}, {}, {}
     for doc, text in documents.items():
         kept, cut = strip_boilerplate(text)
         tokens[doc] = [*tokenize(kept, cfg.newline), EOS]
+        cased[doc] = [*tokenize(kept, cfg.newline, lower=False), EOS]  # one for one with tokens
         # The difference, not the cut lines' own tokens: exactly what the model no longer sees.
         removed[doc] = len(tokenize(text, cfg.newline)) + 1 - len(tokens[doc]) if cut else 0
     if all(len(t) == 1 for t in tokens.values()):
@@ -254,11 +310,13 @@ def prepare_corpus(
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
         split_tokens = {s: [t for d in names for t in tokens[d]] for s, names in assignment.items()}
+        train_cased = [t for d in assignment["train"] for t in cased[d]]
     else:
         assignment = {s: sorted(tokens) for s in ("train", "val", "test")}
         split_tokens = split_blocks(
             [t for d in sorted(tokens) for t in tokens[d]], cfg.val_fraction, cfg.test_fraction
         )
+        train_cased = [t for d in sorted(tokens) for t in cased[d]][: len(split_tokens["train"])]
     counts = {s: len(toks) for s, toks in split_tokens.items()}
     fractions = {"train": 1.0, "val": cfg.val_fraction, "test": cfg.test_fraction}
     for s, n in counts.items():
@@ -267,6 +325,7 @@ def prepare_corpus(
             raise ValueError(f"{name}: the {s} split has {n} tokens ({others}); "
                              f"need at least {MIN_SPLIT_TOKENS}")
     vocab = Vocab.build(split_tokens["train"], cfg.min_freq)
+    vocab = Vocab(vocab.itos, word_casing(train_cased, vocab))  # from the training text only
     ids = {s: torch.tensor(vocab.encode(toks), dtype=torch.int64) for s, toks in split_tokens.items()}
     meta = {
         "documents": assignment,
@@ -274,6 +333,7 @@ def prepare_corpus(
         "vocab_size": len(vocab),
         "oov_rate": {s: oov_rate(split_tokens[s], vocab) for s in ("val", "test")},
         "boilerplate_tokens": sum(removed.values()),
+        "cased_words": len(vocab.casing),
     }
     if cfg.split == "documents":  # blocks cut one stream, so only whole documents have a split
         meta["boilerplate_tokens_by_split"] = {

@@ -62,6 +62,7 @@ def complete(
     generator: torch.Generator | None = None,
     newline: str = "line",
     write=None,
+    casing: dict[str, str] | None = None,
 ) -> str | None:
     """Prompt text in, prompt plus ``n_tokens`` generated tokens out, as readable text
     (it stops early at ``<eos>``). A prompt longer than the model's ``prompt_limit`` is cut
@@ -69,14 +70,15 @@ def complete(
 
     With ``write`` (e.g. ``sys.stdout.write``) the text goes there piece by piece, each
     token's as soon as it is drawn (``Detokenizer``), nothing is kept, and the return is
-    None; the pieces joined are the string returned without it.
+    None; the pieces joined are the string returned without it. ``casing`` (the
+    checkpoint's) gives names their capitals.
     """
     from genmodels.data.text import EOS, NL
     from genmodels.text.detokenize import Detokenizer
 
     stoi = {t: i for i, t in enumerate(itos)}
     ids = encode_prompt(prompt, stoi, newline, model.prompt_limit)
-    detok, pieces = Detokenizer(newline), []
+    detok, pieces = Detokenizer(newline, casing), []
     put = write or pieces.append
     if not (ids == [stoi[NL]] and not tokenize_is_nl(prompt)):  # else: the <nl> of "no prompt"
         put("".join(detok.feed(itos[i]) for i in ids))

@@ -48,7 +48,8 @@ def render_samples(
         kind = ckpt["config"].get("cell", ckpt["arch"])  # arch "rnn" also covers lstm and gru
         parts = [f"# {kind} {model_path}, temperature {t}, {cfg.tokens} tokens a sample\n"]
         for prompt in [*prompts, *[""] * cfg.unprompted]:
-            text = complete(model, itos, prompt, cfg.tokens, t, cfg.top_k, cfg.top_p, gen, newline)
+            text = complete(model, itos, prompt, cfg.tokens, t, cfg.top_k, cfg.top_p, gen, newline,
+                            casing=ckpt.get("casing"))
             parts.append(f"\n## prompt: {prompt!r}\n\n{text}\n" if prompt else f"\n## unprompted\n\n{text}\n")
         path = out_dir / f"samples_t{t:g}.txt"
         with atomic_open(path) as f:

@@ -227,7 +227,7 @@ class TextTrainee:
         save_checkpoint(checkpoint, self.model, self.model_cfg, self.cfg.arch,
                         list(self.vocab.itos), epoch=self.best["epoch"],
                         val_loss=self.best["metrics"]["val/loss"], newline=self.newline,
-                        unk_alpha=self.s.unk_alpha)
+                        unk_alpha=self.s.unk_alpha, casing=self.vocab.casing)
 
     def export(self, checkpoint: Path):  # next-token log-probs, of a model fresh from the file
         model = load_checkpoint(checkpoint)[0]
