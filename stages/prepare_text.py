@@ -38,11 +38,11 @@ def prepare_text(args: argparse.Namespace) -> None:
         save_corpus(ids, vocab, meta, args.out)
         run.log({f"tokens/{s}": n for s, n in meta["tokens"].items()})
         run.log({f"oov_rate/{s}": r for s, r in meta["oov_rate"].items()})
-        run.log({"vocab_size": meta["vocab_size"],
+        run.log({"vocab_size": meta["vocab_size"], "cased_words": meta["cased_words"],
                  "boilerplate_tokens": meta["boilerplate_tokens"]})
     print(f"{stage}: tokens {meta['tokens']}, vocabulary {meta['vocab_size']}, "
-          f"OOV {meta['oov_rate']}, {meta['boilerplate_tokens']} boilerplate tokens removed "
-          f"-> {args.out}")
+          f"OOV {meta['oov_rate']}, {meta['boilerplate_tokens']} boilerplate tokens removed, "
+          f"{meta['cased_words']} words with capitals -> {args.out}")
 
 
 if __name__ == "__main__":

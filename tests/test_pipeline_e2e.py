@@ -18,8 +18,10 @@ def test_data_stages_run_and_a_second_repro_changes_nothing(tiny_pipeline, mirro
             ids = torch.load(project / "data/prepared" / corpus / f"{split}.pt", weights_only=True)
             assert ids["ids"].dtype == torch.int64 and ids["ids"].numel() > 0
     metrics = json.loads((project / "reports/prepare_text/sherlock.json").read_text())
-    assert set(metrics) == {"tokens", "vocab_size", "oov_rate", "boilerplate_tokens"}
+    assert set(metrics) == {"tokens", "vocab_size", "oov_rate", "boilerplate_tokens", "cased_words"}
     assert metrics["boilerplate_tokens"] > 0  # the licence footers and bylines
+    vocab = json.loads((project / "data/prepared/sherlock/vocab.json").read_text())
+    assert metrics["cased_words"] == len(vocab["casing"]) and vocab["casing"]["holmes"] == "Holmes"
     assert (project / "mlflow.db").is_file()
 
     again = run_dvc(project, "repro", mirror=mirror)
