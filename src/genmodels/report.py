@@ -278,7 +278,9 @@ PPL_NOTE = (
 SAMPLES_NOTE = (
     "Statistics of unprompted samples at each temperature beside held-out test text of the "
     "same length: degenerate sampling shows up as a (`<nl>`+punct) ratio far from 1, high "
-    "repetition-4 or low distinct-2.")
+    "repetition-4 or low distinct-2. The models write lowercase words; the passages below "
+    "give names the capitals the training text gives them (display only: the statistics "
+    "count tokens).")
 
 
 def sample_temperatures(metrics: Mapping[str, float]) -> list[tuple[float, str]]:
