@@ -298,8 +298,8 @@ def prepare_corpus(
     tokens, cased, removed = {}, {}, {}
     for doc, text in documents.items():
         kept, cut = strip_boilerplate(text)
-        tokens[doc] = [*tokenize(kept, cfg.newline), EOS]
-        cased[doc] = [*tokenize(kept, cfg.newline, lower=False), EOS]  # one for one with tokens
+        cased[doc] = [*tokenize(kept, cfg.newline, lower=False), EOS]
+        tokens[doc] = [t.lower() for t in cased[doc]]  # = tokenize(kept): case never splits a token
         # The difference, not the cut lines' own tokens: exactly what the model no longer sees.
         removed[doc] = len(tokenize(text, cfg.newline)) + 1 - len(tokens[doc]) if cut else 0
     if all(len(t) == 1 for t in tokens.values()):
