@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+import torch
+
 from genmodels.config import load_section
 from genmodels.io import atomic_open
 from genmodels.stage import run_stage
@@ -20,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="checkpoint from train_text")
     p.add_argument("--metrics", required=True)
     p.add_argument("--samples", required=True, help="text file for the unprompted samples")
+    p.add_argument("--scores", required=True,
+                   help="file for each target's probability (what ensemble_text mixes)")
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -31,8 +35,10 @@ def evaluate_text(args: argparse.Namespace, stage: str) -> None:
     cfg = load_section(args.params, "evaluate_text", EvaluateTextConfig)
     # into the model's training run: `genmodels promote` reads test/ppl there
     with model_run(args.model, stage, metrics_path=args.metrics) as run:
-        metrics, samples = evaluate(cfg, args.model, args.data)
+        metrics, samples, scores = evaluate(cfg, args.model, args.data, args.name)
         run.log(metrics)
+        with atomic_open(args.scores, "wb") as f:
+            torch.save(scores, f)
         with atomic_open(args.samples) as f:  # token by token, one block per temperature
             f.write("\n".join(f"## {tag}\n\n" + "\n\n".join(" ".join(s) for s in ss) + "\n"
                               for tag, ss in samples.items()))

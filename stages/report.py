@@ -2,7 +2,8 @@
 
     python stages/report.py --image-metrics reports/evaluate_image \
         --image-figures reports/render_image --text-metrics reports/evaluate_text \
-        --text-figures reports/render_text --cities reports/cities --models data/models \
+        --text-figures reports/render_text --ensembles reports/ensemble_text \
+        --cities reports/cities --models data/models \
         --inception-lock inception/dvc.lock --out reports/README.md
 """
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("image-metrics", "image-figures", "text-metrics", "text-figures", "cities",
                  "models", "out"):
         parser.add_argument(f"--{flag}", type=Path, required=True)
+    parser.add_argument("--ensembles", type=Path, default=None,
+                        help="ensemble_text's metrics folder (reports/ensemble_text)")
     parser.add_argument("--inception-lock", type=Path, default=None,
                         help="inception/dvc.lock: the checkpoints the opt-in scores come from")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -44,6 +47,8 @@ def report(args: argparse.Namespace) -> None:
         image_priors={n: (c.family, prior_size(c), c.prior_images) for n, c in images.items()},
         text_models={n: e["corpus"] for n, e in params.get("train_text", {}).items()},
         ngram_order=params.get("evaluate_text", {}).get("ngram_order"),
+        ensemble_metrics=args.ensembles,
+        ensembles={n: tuple(e.get("members", ())) for n, e in params.get("ensemble_text", {}).items()},
     )
     page = render(src, cfg)
     with atomic_open(args.out) as f:

@@ -41,6 +41,8 @@ def test_two_clean_runs_write_identical_metrics(tiny_pipeline, mirror, tmp_path)
     for name in params["train_text"]:
         assert f"reports/evaluate_text/{name}/metrics.json" in second, name
         assert (again / "reports/render_text" / name / "samples_t1.txt").is_file(), name
+    for name in params["ensemble_text"]:  # two tiny Shakespeare models mixed
+        assert f"reports/ensemble_text/{name}.json" in second, name
     assert "Data and pipelines are up to date" in run_dvc(again, "status", "dvc.yaml").stdout
     # The resume checkpoints the training stages wrote (tiny_params: checkpoint_every) are gone.
     assert not [p for p in (again / "data").rglob("*") if "resume" in p.parts and p.is_file()]

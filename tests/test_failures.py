@@ -402,7 +402,8 @@ STAGE_ARGS = {
     "train_text": ["--name", "x", "--data", "d", "--model", "m.pt", "--metrics", "m",
                    "--plots", "p"],
     "evaluate_text": ["--name", "x", "--data", "d", "--model", "m.pt", "--metrics", "m",
-                      "--samples", "s"],
+                      "--samples", "s", "--scores", "s.pt"],
+    "ensemble_text": ["--name", "x", "--scores", "d", "--metrics", "m.json"],
     "render_text": ["--name", "x", "--corpus", "toy", "--model", "m.pt", "--plots", "p",
                     "--out", "o"],
     "inception_reference": ["--data", "d", "--features", "f.pt", "--metrics", "m"],
@@ -411,7 +412,8 @@ STAGE_ARGS = {
 STAGE_NAMES = {"prepare_text": "prepare_text@toy", "train_image": "train_image@x",
                "evaluate_image": "evaluate_image@x", "render_image": "render_image@x",
                "train_text": "train_text@x", "evaluate_text": "evaluate_text@x",
-               "render_text": "render_text@x", "inception_fid": "inception_fid@x"}
+               "render_text": "render_text@x", "inception_fid": "inception_fid@x",
+               "ensemble_text": "ensemble_text@x"}
 
 
 NO_PARAMS = {"evaluate_classifier", "mlflow_runs"}  # stages that read no params.yaml section

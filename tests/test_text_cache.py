@@ -9,6 +9,7 @@ import torch
 from genmodels.text.cache import (
     cache_metrics,
     mixed_nll,
+    mixed_prob,
     neural_cache,
     neural_caches,
     tune,
@@ -75,5 +76,5 @@ def test_tune_picks_the_cache_and_weight_of_lowest_loss():
     key, lam = tune(p_model, caches, (0.1, 0.5))
     assert (key, lam) == (("right",), 0.5)
     assert mixed_nll(p_model, caches[key], lam)[0, 0].item() == pytest.approx(-math.log(0.55))
-    m = cache_metrics(p_model, caches[key], lam, torch.tensor([[0, 3, 3, 3]]), unk_id=0)
+    m = cache_metrics(mixed_prob(p_model, caches[key], lam), torch.tensor([[0, 3, 3, 3]]), unk_id=0)
     assert m["ppl"] == pytest.approx(1 / 0.55) and m["ppl_known"] == pytest.approx(1 / 0.55)

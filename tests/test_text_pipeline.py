@@ -76,7 +76,7 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
                 "lr"} <= set(logged)
         assert not any(c.endswith("_per_s") for c in logged)  # speeds go to MLflow only
         assert ("train/acc" in logged) == (name == "transformer_sherlock")  # full softmax only
-        metrics, samples = evaluate(EvaluateTextConfig(**TINY_EVALUATE), ckpt, corpus)
+        metrics, samples, scores = evaluate(EvaluateTextConfig(**TINY_EVALUATE), ckpt, corpus, name)
         stats = ("nl_share", "punct_share", "unk_share", "distinct_1", "distinct_2", "repetition_4",
                  "novelty_4", "mean_length")
         for key in ("test/ppl", "test/acc", "test/top5", "test/ppl_known", "test/unk_share",
@@ -91,6 +91,12 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
         assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("cache/"))
         assert metrics["test/unk_share"] == metrics["kneser_ney/unk_share"]  # the same targets
         assert set(samples) == {"t0_5", "t1"} and all(len(s) == 3 for s in samples.values())
+        # the per-token scores an ensemble mixes reproduce the metrics they come with
+        assert scores["name"] == name and scores["targets"]["test"].shape == scores["model"]["test"].shape
+        for key, metric in (("model", "test/ppl"), ("kneser_ney", "kneser_ney/ppl"),
+                            ("model_cached", "cache/ppl"), ("kneser_ney_cached", "cache/kn_ppl")):
+            ppl = math.exp(-scores[key]["test"].log().mean().item())
+            assert ppl == pytest.approx(metrics[metric], rel=1e-4), key
         assert not any("<unk>" in s for ss in samples.values() for s in ss)
         paths = render_samples(RenderTextConfig(**TINY_RENDER), ckpt, ["first citizen"],
                                tmp_path / name)

@@ -52,6 +52,8 @@ class Sources:
     ngram_order: int | None = None  # evaluate_text's Kneser-Ney order, for its row's label
     # image model -> (family, prior_components, prior_images): what its samples decode
     image_priors: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    ensemble_metrics: Path | None = None  # ensemble_text's metrics folder
+    ensembles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> members
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, float]:
@@ -274,6 +276,9 @@ PPL_NOTE = (
     "on equal terms: the neural model mixes in a continuous cache of its last hidden states "
     "(Grave et al. 2017), Kneser-Ney a unigram cache of its last words (Kuhn & De Mori 1990), "
     "each with its cache size and weight chosen on the validation split; the gain compares "
+    "the two cached models. A `mix_` row is two of the models above as one: the weighted "
+    "sum of their probabilities for each word (linear interpolation, weights chosen on the "
+    "validation split; `ensemble_text`), with no further training; its cache column mixes "
     "the two cached models.")
 SAMPLES_NOTE = (
     "Statistics of unprompted samples at each temperature beside held-out test text of the "
@@ -318,9 +323,20 @@ def passage(folder: Path, temperature: float, chars: int) -> tuple[str | None, s
     return prompt, body
 
 
-def perplexity_table(names: list[str], metrics: dict, ngram_order: int | None) -> str:
+def ensemble_label(name: str, members: Iterable[str], m: Mapping[str, float]) -> str:
+    """"`mix`: `a` × 0.65 + `b` × 0.35", the weights chosen on the validation split."""
+    parts = [f"`{n}` × {m[f'test/weight/{n}']:.2f}" if f"test/weight/{n}" in m else f"`{n}`"
+             for n in members]
+    return f"`{name}`: " + " + ".join(parts)
+
+
+def perplexity_table(names: list[str], metrics: dict, ngram_order: int | None,
+                     ensembles: Mapping[str, tuple[Mapping[str, float], tuple[str, ...]]] | None = None,
+                     ) -> str:
     rows = [[f"`{n}`", *(metrics[n].get(f"test/{k}") for k, _ in PPL_COLUMNS),
              metrics[n].get("cache/ppl"), metrics[n].get("cache/gain_over_kn")] for n in names]
+    rows += [[ensemble_label(e, members, m), *(m.get(f"test/{k}") for k, _ in PPL_COLUMNS),
+              m.get("cache/ppl"), m.get("cache/gain_over_kn")] for e, (m, members) in (ensembles or {}).items()]
     # The baselines are scored once per corpus; every model's file repeats them.
     base = next((metrics[n] for n in names if "kneser_ney/ppl" in metrics[n]), {})
     order = f"order {ngram_order}, " if ngram_order else ""
@@ -353,7 +369,11 @@ def text_section(src: Sources, cfg: ReportConfig) -> list[str]:
         unk = next((metrics[n]["test/unk_share"] for n in names if "test/unk_share" in metrics[n]),
                    None)
         first = i == 0  # the notes once, under the first corpus's tables
-        out += [f"### `{corpus}`", "", perplexity_table(names, metrics, src.ngram_order), "",
+        mixes = {e: (read_metrics(src.ensemble_metrics, e), members)
+                 for e, members in src.ensembles.items()
+                 if src.ensemble_metrics and set(members) <= set(names)}
+        mixes = {e: v for e, v in mixes.items() if v[0]}
+        out += [f"### `{corpus}`", "", perplexity_table(names, metrics, src.ngram_order, mixes), "",
                 f"`<unk>` share of the test targets: {fmt(unk)}.", "",
                 *([PPL_NOTE, ""] if first else []), samples_table(names, metrics), "",
                 *([SAMPLES_NOTE, ""] if first else [])]

@@ -95,9 +95,14 @@ def unigram_cache(targets: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
+def mixed_prob(p_model: torch.Tensor, p_cache: torch.Tensor, lam: float) -> torch.Tensor:
+    """(1 - lam) p_model + lam p_cache, elementwise."""
+    return (1 - lam) * p_model + lam * p_cache
+
+
 def mixed_nll(p_model: torch.Tensor, p_cache: torch.Tensor, lam: float) -> torch.Tensor:
     """-log((1 - lam) p_model + lam p_cache), elementwise."""
-    return -torch.log((1 - lam) * p_model + lam * p_cache)
+    return -torch.log(mixed_prob(p_model, p_cache, lam))
 
 
 def tune(p_model: torch.Tensor, caches: dict[tuple, torch.Tensor], lambdas: Sequence[float]) -> tuple:
@@ -108,9 +113,9 @@ def tune(p_model: torch.Tensor, caches: dict[tuple, torch.Tensor], lambdas: Sequ
     return best[0], best[1]
 
 
-def cache_metrics(p_model: torch.Tensor, p_cache: torch.Tensor, lam: float, targets: torch.Tensor,
-                  unk_id: int = 0) -> dict[str, float]:
-    """Perplexity of the mixture on all targets and on known-word targets."""
-    nll = mixed_nll(p_model, p_cache, lam)
+def cache_metrics(p: torch.Tensor, targets: torch.Tensor, unk_id: int = 0) -> dict[str, float]:
+    """Perplexity on all targets and on known-word targets, from each target's probability
+    ``p`` (e.g. ``mixed_prob``'s), both (B, L)."""
+    nll = -torch.log(p)
     known = targets != unk_id
     return {"ppl": math.exp(nll.mean().item()), "ppl_known": math.exp(nll[known].mean().item())}

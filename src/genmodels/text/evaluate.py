@@ -31,6 +31,7 @@ from genmodels.data.text import EOS, NL, PUNCTUATION, UNK
 from genmodels.device import seed_everything
 from genmodels.text.cache import (
     cache_metrics,
+    mixed_prob,
     model_outputs,
     neural_cache,
     neural_caches,
@@ -144,32 +145,46 @@ def fair_baselines(train_ids: torch.Tensor, vocab_size: int, order: int, unk_alp
     return {"unigram": Unigram(vocab_size).fit(ids), "kneser_ney": KneserNey(vocab_size, order).fit(ids)}
 
 
-def cache_scores(cfg: EvaluateTextConfig, model, kneser_ney: KneserNey, val_ids: torch.Tensor,
-                 test: torch.Tensor) -> dict[str, float]:
-    """Test perplexity of the model with a neural cache and of Kneser-Ney with a unigram
-    cache (``cache.py``), each cache's size, theta and weight chosen on the validation split;
-    ``cache/gain_over_kn`` compares the two: each model with the cache of its kind."""
+def split_outputs(cfg: EvaluateTextConfig, model, kneser_ney: KneserNey, val_ids: torch.Tensor,
+                  test: torch.Tensor) -> dict[str, tuple]:
+    """Per split ("val", "test"): the model's last hidden states (B, L-1, C), each target's
+    probability under the model and under Kneser-Ney (B, L-1), and the targets (B, L-1)."""
     splits = {}
     for name, data in (("val", batchify(val_ids, cfg.batch_size)), ("test", test)):
-        h, p_model = model_outputs(model, data, cfg.bptt)  # (B, L-1, C), (B, L-1)
+        h, p_model = model_outputs(model, data, cfg.bptt)
         splits[name] = (h, p_model, data[:, 1:], target_probs(kneser_ney, data))
+    return splits
+
+
+def cache_scores(cfg: EvaluateTextConfig, splits: dict[str, tuple]) -> tuple[dict[str, float], dict]:
+    """Test perplexity of the model with a neural cache and of Kneser-Ney with a unigram
+    cache (``cache.py``), each cache's size, theta and weight chosen on the validation split;
+    ``cache/gain_over_kn`` compares the two: each model with the cache of its kind. Also each
+    target's probability under both cached models, per split (for ``ensemble.py``)."""
     h, p_model, y, p_kn = splits["val"]
     (size, theta), lam = tune(p_model, neural_caches(h, y, cfg.cache_sizes, cfg.cache_thetas),
                               cfg.cache_lambdas)
     (kn_size,), kn_lam = tune(p_kn, {(s,): unigram_cache(y, s) for s in cfg.cache_sizes}, cfg.cache_lambdas)
-    h, p_model, y, p_kn = splits["test"]
-    neural = cache_metrics(p_model, neural_cache(h, y, theta, size), lam, y, UNK_ID)
-    counts = cache_metrics(p_kn, unigram_cache(y, kn_size), kn_lam, y, UNK_ID)
-    return {"cache/ppl": neural["ppl"], "cache/ppl_known": neural["ppl_known"],
-            "cache/kn_ppl": counts["ppl"], "cache/kn_ppl_known": counts["ppl_known"],
-            "cache/gain_over_kn": 1 - neural["ppl"] / counts["ppl"],
-            "cache/size": size, "cache/theta": theta, "cache/lambda": lam,
-            "cache/kn_size": kn_size, "cache/kn_lambda": kn_lam}
+    probs: dict = {"model_cached": {}, "kneser_ney_cached": {}}
+    for name, (h, p_model, y, p_kn) in splits.items():
+        probs["model_cached"][name] = mixed_prob(p_model, neural_cache(h, y, theta, size), lam)
+        probs["kneser_ney_cached"][name] = mixed_prob(p_kn, unigram_cache(y, kn_size), kn_lam)
+    y = splits["test"][2]
+    neural = cache_metrics(probs["model_cached"]["test"], y, UNK_ID)
+    counts = cache_metrics(probs["kneser_ney_cached"]["test"], y, UNK_ID)
+    metrics = {"cache/ppl": neural["ppl"], "cache/ppl_known": neural["ppl_known"],
+               "cache/kn_ppl": counts["ppl"], "cache/kn_ppl_known": counts["ppl_known"],
+               "cache/gain_over_kn": 1 - neural["ppl"] / counts["ppl"],
+               "cache/size": size, "cache/theta": theta, "cache/lambda": lam,
+               "cache/kn_size": kn_size, "cache/kn_lambda": kn_lam}
+    return metrics, probs
 
 
-def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Path) -> tuple[dict, dict]:
-    """All metrics as a flat ``{"test/ppl": ...}`` dict, and the samples (token lists) per
-    temperature tag."""
+def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Path,
+             name: str = "") -> tuple[dict, dict, dict]:
+    """All metrics as a flat ``{"test/ppl": ...}`` dict, the samples (token lists) per
+    temperature tag, and the scores: each validation and test target's probability under
+    the model and Kneser-Ney, with and without their caches (what ``ensemble.py`` mixes)."""
     model, itos, ckpt = load_checkpoint(model_path)
     train_ids = load_split(data_dir, "train")
     test_ids = load_split(data_dir, "test")
@@ -178,13 +193,21 @@ def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Pa
     test = batchify(test_ids, cfg.batch_size)  # (B, L)
     metrics = {f"test/{k}": v for k, v in evaluate_stream(model, test, cfg.bptt, desc="test").items()}
     baselines = fair_baselines(train_ids, len(itos), cfg.ngram_order, ckpt.get("unk_alpha", 0.0), cfg.seed)
-    for name, baseline in baselines.items():
-        for k, v in score_stream(baseline, test, desc=name).items():
-            metrics[f"{name}/{k}"] = v
+    for kind, baseline in baselines.items():
+        for k, v in score_stream(baseline, test, desc=kind).items():
+            metrics[f"{kind}/{k}"] = v
     # relative perplexity gain over Kneser-Ney: 0.15 means 15% lower perplexity
     metrics["test/gain_over_kn"] = 1 - metrics["test/ppl"] / metrics["kneser_ney/ppl"]
+    splits = split_outputs(cfg, model, baselines["kneser_ney"], load_split(data_dir, "val"), test)
+    scores = {"format": 1, "name": name,
+              "targets": {k: y for k, (_, _, y, _) in splits.items()},
+              "model": {k: p for k, (_, p, _, _) in splits.items()},
+              "kneser_ney": {k: p for k, (_, _, _, p) in splits.items()}}
     if cfg.cache_sizes:
-        metrics.update(cache_scores(cfg, model, baselines["kneser_ney"], load_split(data_dir, "val"), test))
+        cached, probs = cache_scores(cfg, splits)
+        metrics.update(cached)
+        scores.update(probs)
+    del splits  # the hidden states: up to tens of MB
     seen = set(ngrams(train_ids.tolist(), 4))
     heldout = sample_metrics(heldout_passages(test_ids.tolist(), itos, cfg.samples, cfg.sample_tokens),
                              train_ids, itos, seen)
@@ -198,4 +221,4 @@ def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Pa
         # > 1: more line breaks and punctuation than real text (the old Transformer: 3.0 at T 0.5)
         stats["nl_punct_ratio"] = (stats["nl_share"] + stats["punct_share"]) / max(reference, 1e-9)
         metrics.update({f"samples/{tag}/{k}": v for k, v in stats.items()})
-    return metrics, {tag: [[itos[i] for i in s] for s in ss] for tag, ss in samples.items()}
+    return metrics, {tag: [[itos[i] for i in s] for s in ss] for tag, ss in samples.items()}, scores
