@@ -10,6 +10,7 @@ import yaml
 
 from genmodels.data.text import Vocab, tokenize
 from genmodels.text.data import replace_rare
+from genmodels.text.ensemble import read_scores
 from genmodels.text.evaluate import EvaluateTextConfig, evaluate, sample_metrics
 from genmodels.text.render import RenderTextConfig, plot_losses, render_samples
 from genmodels.text.train import TrainTextConfig, train
@@ -93,6 +94,8 @@ def test_stage_functions_run_on_a_tiny_corpus(corpus, tmp_path):
         assert set(samples) == {"t0_5", "t1"} and all(len(s) == 3 for s in samples.values())
         # the per-token scores an ensemble mixes reproduce the metrics they come with
         assert scores["name"] == name and scores["targets"]["test"].shape == scores["model"]["test"].shape
+        torch.save(scores, tmp_path / f"{name}_scores.pt")  # what ensemble_text reads back
+        assert read_scores(tmp_path / f"{name}_scores.pt", name)["targets"]["val"].numel() > 0
         for key, metric in (("model", "test/ppl"), ("kneser_ney", "kneser_ney/ppl"),
                             ("model_cached", "cache/ppl"), ("kneser_ney_cached", "cache/kn_ppl")):
             ppl = math.exp(-scores[key]["test"].log().mean().item())

@@ -20,7 +20,6 @@ Kneser-Ney with its unigram cache, as ``evaluate_text`` compares a single cached
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -59,10 +58,6 @@ def mixture_weights(p: torch.Tensor, iters: int = 500, tol: float = 1e-12) -> to
 def mixture(p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_m w_m p_m: (M, ...) probabilities and (M,) weights -> (...)."""
     return torch.tensordot(w, p.double(), dims=1)
-
-
-def perplexity(p: torch.Tensor) -> float:
-    return math.exp(-p.double().log().mean().item())
 
 
 SCORES_KEYS = frozenset({"format", "name", "targets", "model", "kneser_ney"})
@@ -109,22 +104,23 @@ def ensemble_metrics(scores: Mapping[str, dict]) -> dict[str, float]:
     check_same_terms(scores)
     names = list(scores)
     first = scores[names[0]]
-    y = first["targets"]["test"]
-    kn = perplexity(first["kneser_ney"]["test"])
+    targets = first["targets"]
+
+    def ppl(p: torch.Tensor, split: str = "test") -> float:
+        return cache_metrics(p, targets[split], UNK_ID)["ppl"]
+
     out: dict[str, float] = {}
-    kinds = [("model", "test", kn)]
+    kinds = [("model", "test", ppl(first["kneser_ney"]["test"]))]
     if all("model_cached" in s for s in scores.values()):
-        kinds.append(("model_cached", "cache", perplexity(first["kneser_ney_cached"]["test"])))
+        kinds.append(("model_cached", "cache", ppl(first["kneser_ney_cached"]["test"])))
     for key, prefix, kn_ppl in kinds:
-        w = mixture_weights(torch.stack([scores[n][key]["val"].flatten() for n in names]))
-        test = mixture(torch.stack([scores[n][key]["test"] for n in names]), w)
-        m = cache_metrics(test, y, UNK_ID)
+        val, test = (torch.stack([scores[n][key][split] for n in names]) for split in ("val", "test"))
+        w = mixture_weights(val.flatten(1))  # (M,) from validation only
+        m = cache_metrics(mixture(test, w), targets["test"], UNK_ID)
         out.update({f"{prefix}/weight/{n}": w[i].item() for i, n in enumerate(names)})
-        out.update({
-            f"{prefix}/val_ppl": perplexity(mixture(torch.stack([scores[n][key]["val"] for n in names]), w)),
-            f"{prefix}/ppl": m["ppl"], f"{prefix}/ppl_known": m["ppl_known"],
-            f"{prefix}/kn_ppl": kn_ppl, f"{prefix}/gain_over_kn": 1 - m["ppl"] / kn_ppl,
-        })
-        for n in names:  # each member alone, read off the same files
-            out[f"{prefix}/member_ppl/{n}"] = perplexity(scores[n][key]["test"])
+        out.update({f"{prefix}/val_ppl": ppl(mixture(val, w), "val"),
+                    f"{prefix}/ppl": m["ppl"], f"{prefix}/ppl_known": m["ppl_known"],
+                    f"{prefix}/kn_ppl": kn_ppl, f"{prefix}/gain_over_kn": 1 - m["ppl"] / kn_ppl})
+        for i, n in enumerate(names):  # each member alone, read off the same files
+            out[f"{prefix}/member_ppl/{n}"] = ppl(test[i])
     return out
