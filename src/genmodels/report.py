@@ -279,7 +279,7 @@ PPL_NOTE = (
     "the two cached models. A `mix_` row is two of the models above as one: the weighted "
     "sum of their probabilities for each word (linear interpolation, weights chosen on the "
     "validation split; `ensemble_text`), with no further training; its cache column mixes "
-    "the two cached models.")
+    "the two cached models, with weights of their own, also chosen on the validation split.")
 SAMPLES_NOTE = (
     "Statistics of unprompted samples at each temperature beside held-out test text of the "
     "same length: degenerate sampling shows up as a (`<nl>`+punct) ratio far from 1, high "
