@@ -7,7 +7,6 @@ store that failed after minutes, a staging folder left behind by a killed downlo
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
@@ -44,7 +43,7 @@ from genmodels.text.train import TrainSettings, TrainTextConfig
 from genmodels.text.train import train as train_text
 from genmodels.tracking import TrackingError, model_run, sqlite_path, start_run
 
-from conftest import ROOT, VENV_BIN, VERSE, write_fake_images
+from conftest import ROOT, VENV_BIN, VERSE, load_stage, write_fake_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -128,14 +127,6 @@ def image_checkpoint(path: Path, poison: bool = False) -> Path:
             next(model.parameters()).fill_(float("inf"))
     save_image_checkpoint(model, (1, 28, 28), path)
     return path
-
-
-def load_stage(name: str):
-    """stages/<name>.py as a module (its main() is tested in-process)."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- 1. Non-finite means failure -----------------------------------------------------------

@@ -15,7 +15,8 @@ from genmodels.text.ensemble import (
     mixture_weights,
     read_scores,
 )
-from stages import ensemble_text as stage
+
+from conftest import load_stage
 
 
 def nll(p: torch.Tensor) -> float:
@@ -126,6 +127,7 @@ def test_stage_writes_metrics_and_fails_in_one_line(tmp_path, monkeypatch, capsy
                       "  bad: {members: [lstm, missing]}\n")
     out = tmp_path / "reports" / "mix.json"
     argv = ["--scores", str(tmp_path), "--params", str(params)]
+    stage = load_stage("ensemble_text")
     assert stage.main(["--name", "mix", "--metrics", str(out), *argv]) == 0
     metrics = json.loads(out.read_text())
     assert math.isfinite(metrics["test"]["ppl"]) and "lstm" in metrics["test"]["weight"]
