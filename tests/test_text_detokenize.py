@@ -3,7 +3,7 @@
 import pytest
 
 from genmodels.data.text import tokenize
-from genmodels.text.detokenize import detokenize
+from genmodels.text.detokenize import Detokenizer, detokenize
 
 
 @pytest.mark.parametrize("newline", ["line", "paragraph"])
@@ -35,3 +35,33 @@ def test_casing_gives_names_their_capitals():
     casing = {"watson": "Watson", "holmes": "Holmes", "i": "I"}
     assert detokenize(tokens, "line", casing) == '"My dear Watson," said Holmes. Holmes smiled; I nodded.'
     assert tokenize(detokenize(tokens, "line", casing), "line") == tokens  # still a round trip
+
+
+def test_quote_closing_a_speech_from_an_earlier_line_hugs_its_word():
+    # A model may close a quotation it opened a paragraph ago; the old detokenizer read
+    # that quote as an opening one: 'saw the door of the room. "' at the end of a line.
+    tokens = ["i", "saw", "the", "door", ".", '"', "<nl>", "he", "left", ".", '"']
+    assert detokenize(tokens, "paragraph") == 'I saw the door."\n\nHe left."'
+    mid = ["so", "he", "said", ".", '"', "come", "here", ".", '"', "and", "left"]
+    assert detokenize(mid, "line") == 'So he said. "Come here." and left'  # opens mid-line
+
+
+def test_nested_single_quotes_close_on_the_left():
+    text = '"She said to me, \'yes,\' and then, \'i know.\'"\n\nHe nodded.'
+    tokens = tokenize(text, "paragraph")
+    assert "'" in tokens  # the lone closing single quote is a token of its own
+    assert detokenize(tokens, "paragraph") == (
+        '"She said to me, \'yes,\' and then, \'I know.\'"\n\nHe nodded.')
+
+
+def test_streaming_pieces_join_to_the_whole_string():
+    import random
+
+    rng = random.Random(0)
+    pool = ["a", "i", "holmes", ".", ",", "?", '"', "'", "<nl>", "<eos>", "'tis"]
+    for _ in range(200):
+        tokens = [rng.choice(pool) for _ in range(rng.randint(0, 12))]
+        d = Detokenizer("paragraph")
+        assert "".join(d.feed(t) for t in tokens) + d.flush() == detokenize(tokens, "paragraph")
+        if "<eos>" not in tokens:
+            assert tokenize(detokenize(tokens, "line"), "line") == tokens

@@ -69,8 +69,9 @@ def complete(
     to its last tokens, with a warning, and only the part read is given back.
 
     With ``write`` (e.g. ``sys.stdout.write``) the text goes there piece by piece, each
-    token's as soon as it is drawn (``Detokenizer``), nothing is kept, and the return is
-    None; the pieces joined are the string returned without it. ``casing`` (the
+    token's as soon as it is drawn (``Detokenizer``; a quote waits for the next token),
+    nothing is kept, and the return is None; the pieces joined are the string returned
+    without it. ``casing`` (the
     checkpoint's) gives names their capitals.
     """
     from genmodels.data.text import EOS, NL
@@ -88,6 +89,7 @@ def complete(
         if token == EOS:
             break
         put(detok.feed(token))
+    put(detok.flush())  # a quote held back to see whether it opens or closes (detokenize.py)
     new.close()  # (at <eos>: restores the thread count and training mode now)
     return None if write else "".join(pieces)
 
