@@ -31,25 +31,8 @@ from collections.abc import Sequence
 
 import torch
 
-from genmodels.text.data import windows
-
 # Rows of queries scored against their band of keys at once: (CHUNK, size + CHUNK) scores.
 CHUNK = 512
-
-
-@torch.no_grad()
-def model_outputs(model, data: torch.Tensor, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last hidden states (B, L-1, C) and each target's probability (B, L-1) of a
-    language model (``hidden`` + ``head``) over a batchified (B, L) stream, state carried
-    from window to window, as ``scoring.evaluate_stream`` reads it."""
-    model.eval()
-    hs, ps, state = [], [], None
-    for x, y in windows(data, bptt):
-        h, state = model.hidden(x, state)  # (B, T, C)
-        logp = model.head.full_logits(h).float().log_softmax(-1)  # (B, T, V)
-        hs.append(h.float())
-        ps.append(logp.gather(-1, y[..., None])[..., 0].double().exp())
-    return torch.cat(hs, 1), torch.cat(ps, 1)
 
 
 def neural_caches(h: torch.Tensor, targets: torch.Tensor, sizes: Sequence[int],

@@ -32,7 +32,6 @@ from genmodels.device import seed_everything
 from genmodels.text.cache import (
     cache_metrics,
     mixed_prob,
-    model_outputs,
     neural_cache,
     neural_caches,
     tune,
@@ -42,7 +41,7 @@ from genmodels.text.data import batchify, load_split, replace_rare
 from genmodels.text.ngram import KneserNey, Unigram, score_stream, target_probs
 from genmodels.text.registry import load_checkpoint
 from genmodels.text.sampling import UNK_ID
-from genmodels.text.scoring import evaluate_stream
+from genmodels.text.scoring import StreamScore, model_outputs
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +145,13 @@ def fair_baselines(train_ids: torch.Tensor, vocab_size: int, order: int, unk_alp
 
 
 def split_outputs(cfg: EvaluateTextConfig, model, kneser_ney: KneserNey, val_ids: torch.Tensor,
-                  test: torch.Tensor) -> dict[str, tuple]:
+                  test: tuple) -> dict[str, tuple]:
     """Per split ("val", "test"): the model's last hidden states (B, L-1, C), each target's
-    probability under the model and under Kneser-Ney (B, L-1), and the targets (B, L-1)."""
-    splits = {}
-    for name, data in (("val", batchify(val_ids, cfg.batch_size)), ("test", test)):
-        h, p_model = model_outputs(model, data, cfg.bptt)
-        splits[name] = (h, p_model, data[:, 1:], target_probs(kneser_ney, data))
-    return splits
+    probability under the model and under Kneser-Ney (B, L-1), and the targets (B, L-1).
+    ``test`` is those four already (``evaluate``'s one pass over the test split)."""
+    val = batchify(val_ids, cfg.batch_size)
+    h, p_model = model_outputs(model, val, cfg.bptt, desc="val")
+    return {"val": (h, p_model, val[:, 1:], target_probs(kneser_ney, val)), "test": test}
 
 
 def cache_scores(cfg: EvaluateTextConfig, splits: dict[str, tuple]) -> tuple[dict[str, float], dict]:
@@ -161,14 +159,19 @@ def cache_scores(cfg: EvaluateTextConfig, splits: dict[str, tuple]) -> tuple[dic
     cache (``cache.py``), each cache's size, theta and weight chosen on the validation split;
     ``cache/gain_over_kn`` compares the two: each model with the cache of its kind. Also each
     target's probability under both cached models, per split (for ``ensemble.py``)."""
+    # p_cache of every target per split: on val the whole grid first, for the choice
     h, p_model, y, p_kn = splits["val"]
-    (size, theta), lam = tune(p_model, neural_caches(h, y, cfg.cache_sizes, cfg.cache_thetas),
-                              cfg.cache_lambdas)
-    (kn_size,), kn_lam = tune(p_kn, {(s,): unigram_cache(y, s) for s in cfg.cache_sizes}, cfg.cache_lambdas)
+    grid = neural_caches(h, y, cfg.cache_sizes, cfg.cache_thetas)  # {(size, theta): (B, L)}
+    kn_grid = {(s,): unigram_cache(y, s) for s in cfg.cache_sizes}
+    (size, theta), lam = tune(p_model, grid, cfg.cache_lambdas)
+    (kn_size,), kn_lam = tune(p_kn, kn_grid, cfg.cache_lambdas)
+    h, _, y, _ = splits["test"]
+    p_neural = {"val": grid[size, theta], "test": neural_cache(h, y, theta, size)}
+    p_unigram = {"val": kn_grid[kn_size,], "test": unigram_cache(y, kn_size)}
     probs: dict = {"model_cached": {}, "kneser_ney_cached": {}}
-    for name, (h, p_model, y, p_kn) in splits.items():
-        probs["model_cached"][name] = mixed_prob(p_model, neural_cache(h, y, theta, size), lam)
-        probs["kneser_ney_cached"][name] = mixed_prob(p_kn, unigram_cache(y, kn_size), kn_lam)
+    for name, (_, p_model, _, p_kn) in splits.items():
+        probs["model_cached"][name] = mixed_prob(p_model, p_neural[name], lam)
+        probs["kneser_ney_cached"][name] = mixed_prob(p_kn, p_unigram[name], kn_lam)
     y = splits["test"][2]
     neural = cache_metrics(probs["model_cached"]["test"], y, UNK_ID)
     counts = cache_metrics(probs["kneser_ney_cached"]["test"], y, UNK_ID)
@@ -191,14 +194,22 @@ def evaluate(cfg: EvaluateTextConfig, model_path: str | Path, data_dir: str | Pa
     if cfg.max_tokens:
         test_ids = test_ids[: cfg.max_tokens]
     test = batchify(test_ids, cfg.batch_size)  # (B, L)
-    metrics = {f"test/{k}": v for k, v in evaluate_stream(model, test, cfg.bptt, desc="test").items()}
+    # One pass over the test split gives the metrics and what the caches and the ensemble
+    # need (hidden states, each target's probability), for the model and for Kneser-Ney.
+    score = StreamScore()
+    h, p_model = model_outputs(model, test, cfg.bptt, score, desc="test")
+    metrics = {f"test/{k}": v for k, v in score.result().items()}
     baselines = fair_baselines(train_ids, len(itos), cfg.ngram_order, ckpt.get("unk_alpha", 0.0), cfg.seed)
+    p_kn = torch.zeros(test.shape[0], test.shape[1] - 1, dtype=torch.float64)
     for kind, baseline in baselines.items():
-        for k, v in score_stream(baseline, test, desc=kind).items():
+        probs = p_kn if kind == "kneser_ney" else None
+        for k, v in score_stream(baseline, test, desc=kind, probs=probs).items():
             metrics[f"{kind}/{k}"] = v
     # relative perplexity gain over Kneser-Ney: 0.15 means 15% lower perplexity
     metrics["test/gain_over_kn"] = 1 - metrics["test/ppl"] / metrics["kneser_ney/ppl"]
-    splits = split_outputs(cfg, model, baselines["kneser_ney"], load_split(data_dir, "val"), test)
+    splits = split_outputs(cfg, model, baselines["kneser_ney"], load_split(data_dir, "val"),
+                           (h, p_model, test[:, 1:], p_kn))
+    del h, p_model
     scores = {"format": 1, "name": name,
               "targets": {k: y for k, (_, _, y, _) in splits.items()},
               "model": {k: p for k, (_, p, _, _) in splits.items()},

@@ -111,18 +111,23 @@ def by_history(model, data: torch.Tensor) -> dict[tuple, list[tuple[int, int, in
     return groups
 
 
-def score_stream(model, data: torch.Tensor, desc: str = "n-gram", unk_id: int = 0) -> dict[str, float]:
+def score_stream(model, data: torch.Tensor, desc: str = "n-gram", unk_id: int = 0,
+                 probs: torch.Tensor | None = None) -> dict[str, float]:
     """Loss, perplexity, top-1 and top-5 accuracy of a count model on a batchified (B, L)
     stream, scoring the same targets as the neural evaluation (every column's tokens
     after its first, with history from the same column); also the perplexity on targets
     that are not ``<unk>`` (``ppl_known``) and the share that are (``unk_share``).
-    Losses are summed exactly (``math.fsum``), so the order of the targets does not matter."""
+    Losses are summed exactly (``math.fsum``), so the order of the targets does not matter.
+    ``probs`` (B, L-1) float64, if given, receives each target's probability, as
+    ``target_probs`` gives it, from the same pass."""
     losses, known_losses, top1, top5 = [], [], 0, 0
     for history, targets in tqdm(by_history(model, data).items(), desc=desc, leave=False, mininterval=1):
         p = model.distribution(history)
         best5 = np.argpartition(-p, 5)[:5]
         best = best5[np.argmax(p[best5])]
-        for _, _, y in targets:
+        for b, t, y in targets:
+            if probs is not None:
+                probs[b, t - 1] = float(p[y])
             loss = -math.log(p[y])
             losses.append(loss)
             if y != unk_id:
