@@ -1,11 +1,14 @@
-"""DVC stage `evaluate_classifier`: the metric classifier's confusion matrix on the test set.
+"""DVC stage `evaluate_classifier`: the metric classifier's confusion matrix on the test set,
+and its features of the real images for every image model's evaluation.
 
     python stages/evaluate_classifier.py --classifier data/models/classifier.pt \
-        --data data/prepared/fashion-mnist --out reports/evaluate_classifier/confusion.csv
+        --data data/prepared/fashion-mnist --out reports/evaluate_classifier/confusion.csv \
+        --features data/features/classifier.pt
 
 One ``actual,predicted`` row (class names) per test image, the input of DVC's
 ``confusion`` plot template (dvc.yaml, top-level ``plots:``); the same CSV and
-a picture of the matrix go to the classifier's MLflow training run.
+a picture of the matrix go to the classifier's MLflow training run. The features
+(``images/real_features.py``) are what ``evaluate_image`` compares samples with.
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ from pathlib import Path
 import torch
 
 from genmodels.images.classifier import load_classifier
-from genmodels.images.data import batches, load_classes, load_split
+from genmodels.images.data import load_classes, load_split
+from genmodels.images.real_features import save_real_features
 from genmodels.io import atomic_open
 from genmodels.stage import run_stage
 from genmodels.tracking import model_run
 
 
-@torch.no_grad()
-def confusion_rows(model, images, labels, classes: list[str], batch_size: int = 1000) -> str:
+def confusion_rows(predicted: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> str:
     """The CSV text: a header and one ``actual,predicted`` row per image."""
-    predicted = torch.cat([model(images[idx]).argmax(1) for idx in batches(images, batch_size)])
     return "actual,predicted\n" + "".join(
         f"{classes[a]},{classes[p]}\n" for a, p in zip(labels.tolist(), predicted.tolist(),
                                                       strict=True))
@@ -69,7 +71,10 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     images, labels = load_split(args.data, "test")
     classes = (load_classes(args.data) if (args.data / "meta.json").is_file()
                else [str(i) for i in range(int(labels.max()) + 1)])
-    rows = confusion_rows(model, images, labels, classes)
+    # The features of the real images every evaluate_image compares its samples with;
+    # the test images' class probabilities give the confusion matrix.
+    real = save_real_features(model, args.classifier, args.data, args.features)
+    rows = confusion_rows(real["test"]["probs"].argmax(1), labels, classes)
     # Into the classifier's training run: its curves, test metric, confusion matrix and model.
     with model_run(args.classifier, "evaluate_classifier") as run, \
             tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classifier", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="prepared Fashion-MNIST folder")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--features", type=Path, required=True,
+                   help="output: the classifier's features of the test and training images (.pt)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     return run_stage("evaluate_classifier", lambda: evaluate_classifier(args))

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="checkpoint from train_image")
     p.add_argument("--classifier", required=True, help="checkpoint from train_classifier")
     p.add_argument("--data", required=True, help="prepared Fashion-MNIST folder")
+    p.add_argument("--features", required=True,
+                   help="the classifier's features of the real images, from evaluate_classifier")
     p.add_argument("--metrics", required=True)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--threads", type=int, default=2)
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate_image(args: argparse.Namespace, stage: str) -> None:
     torch.set_num_threads(args.threads)
     cfg = load_section(args.params, "evaluate_image", EvaluateConfig)
-    evaluate(cfg, args.model, args.classifier, args.data, args.metrics, stage=stage)
+    evaluate(cfg, args.model, args.classifier, args.data, args.metrics, args.features, stage=stage)
 
 
 if __name__ == "__main__":

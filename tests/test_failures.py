@@ -387,7 +387,7 @@ STAGE_ARGS = {
     "train_image": ["--name", "x", "--data", "d", "--checkpoint", "c.pt", "--metrics", "m",
                     "--plots", "p"],
     "evaluate_image": ["--name", "x", "--model", "m.pt", "--classifier", "c.pt", "--data", "d",
-                       "--metrics", "m"],
+                       "--features", "f.pt", "--metrics", "m"],
     "render_image": ["--name", "x", "--model", "m.pt", "--data", "d", "--train-plots", "p",
                      "--out", "o"],
     "train_text": ["--name", "x", "--data", "d", "--model", "m.pt", "--metrics", "m",

@@ -7,8 +7,10 @@ import pytest
 import torch
 import yaml
 
-from genmodels.images.classifier import ClassifierConfig
+from genmodels.images.classifier import ClassifierConfig, load_classifier
 from genmodels.images.evaluate import EvaluateConfig, evaluate
+from genmodels.images.metrics import extract
+from genmodels.images.real_features import load_real_features, save_real_features
 from genmodels.images.registry import config_from_dict
 from genmodels.images.render import RenderConfig, render
 from genmodels.images.train import train
@@ -61,13 +63,15 @@ def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
     out = train_classifier(ClassifierConfig(**TINY_CLASSIFIER), fake_data, clf,
                            tmp_path / "clf.json", tmp_path / "clf.csv")
     assert 0 <= out["test/accuracy"] <= 1
+    features = tmp_path / "features.pt"
+    save_real_features(load_classifier(clf), clf, fake_data, features)
     for name, params in TINY_VARIANTS.items():
         cfg = config_from_dict(params, f"train_image.{name}")
         ckpt, plots = tmp_path / f"{name}.pt", tmp_path / f"{name}.csv"
         train(cfg, fake_data, ckpt, tmp_path / f"{name}.json", plots, stage=f"train_image@{name}")
         assert plots.read_text().startswith("step,")
         results = evaluate(EvaluateConfig(**TINY_EVALUATE), ckpt, clf, fake_data,
-                           tmp_path / f"eval_{name}.json")
+                           tmp_path / f"eval_{name}.json", features)
         for key in ("test/recon_mse", "test/recon_bce", "samples/fid", "samples/kid",
                     "samples/precision", "samples/recall", "samples/class_entropy",
                     "floor/fid", "novelty/ratio", "samples/confidence", "reference/confidence",
@@ -87,6 +91,30 @@ def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
         # Training, evaluation and figures land in the one MLflow run of the model.
         run = mlflow.get_run(run_of_checkpoint(ckpt))
         assert "val/loss" in run.data.metrics and "samples/fid" in run.data.metrics
+
+
+def test_real_features_are_the_classifiers_and_refuse_another_classifier(fake_data, tmp_path):
+    """evaluate_classifier extracts the real images' features once for every evaluate_image:
+    the same numbers as extracting them in the evaluation, and only for that classifier."""
+    from genmodels.images.data import load_split
+
+    ckpts = []
+    for seed in (0, 1):
+        ckpts.append(tmp_path / f"clf{seed}.pt")
+        train_classifier(ClassifierConfig(**{**TINY_CLASSIFIER, "seed": seed}), fake_data, ckpts[-1],
+                         tmp_path / "clf.json", tmp_path / "clf.csv")
+    features = tmp_path / "features.pt"
+    save_real_features(load_classifier(ckpts[0]), ckpts[0], fake_data, features)
+    real = load_real_features(features, ckpts[0], {"test": 60, "train": 80})
+    test_x, _ = load_split(fake_data, "test")
+    direct = extract(load_classifier(ckpts[0]), test_x, 1000)
+    assert all(torch.equal(a, b) for a, b in zip(real["test"], direct, strict=True))
+    with pytest.raises(ValueError, match="another classifier"):
+        load_real_features(features, ckpts[1], {"test": 60, "train": 80})
+    with pytest.raises(ValueError, match="60 test features for 61 test images"):
+        load_real_features(features, ckpts[0], {"test": 61, "train": 80})
+    with pytest.raises(FileNotFoundError, match="evaluate_classifier"):
+        load_real_features(tmp_path / "missing.pt", ckpts[0], {"test": 60})
 
 
 def test_training_is_deterministic_for_a_seed(fake_data, tmp_path):

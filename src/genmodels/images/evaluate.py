@@ -14,7 +14,6 @@ from typing import Annotated
 
 import pydantic
 import torch
-from tqdm import tqdm
 
 from genmodels.config import config
 from genmodels.device import seed_everything
@@ -22,7 +21,9 @@ from genmodels.images import metrics as M
 from genmodels.images.autoencoder import Autoencoder, bernoulli_nll, gaussian_kl
 from genmodels.images.classifier import load_classifier
 from genmodels.images.data import batches, load_classes, load_split
+from genmodels.images.real_features import load_real_features
 from genmodels.images.registry import load_checkpoint
+from genmodels.images.sampling import draw_samples
 from genmodels.tracking import model_run
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
@@ -73,12 +74,6 @@ def reconstruction_metrics(model, images: torch.Tensor, batch_size: int) -> dict
     return out
 
 
-@torch.no_grad()
-def draw_samples(model, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.cat([model.sample(min(batch_size, n - i), generator)
-                      for i in tqdm(range(0, n, batch_size), desc="sampling", leave=False)])
-
-
 def sample_metrics(dist: M.FeatureDistances, feats, probs, real_feats, k: int,
                    seed: int) -> dict[str, float]:
     """FID, KID, precision/recall against the reference set, class entropy and confidence
@@ -98,27 +93,30 @@ def class_shares(probs: torch.Tensor, classes: list[str]) -> dict[str, float]:
 
 
 def evaluate(cfg: EvaluateConfig, model_path: str | Path, classifier_path: str | Path,
-             data_dir: str | Path, metrics: str | Path, stage: str = "evaluate_image") -> dict:
+             data_dir: str | Path, metrics: str | Path, features: str | Path,
+             stage: str = "evaluate_image") -> dict:
+    """``features``: the classifier's features of the real images (``real_features.py``)."""
     gen = seed_everything(cfg.seed)
     model, ckpt = load_checkpoint(model_path)
     classifier = load_classifier(classifier_path)
     test_x, _ = load_split(data_dir, "test")
-    train_x, _ = load_split(data_dir, "train")
+    n_train = len(load_split(data_dir, "train")[1])
+    real = load_real_features(features, classifier_path, {"test": len(test_x), "train": n_train})
+    (test_feats, test_probs), (train_feats, train_probs) = real["test"], real["train"]
     if cfg.limit_images:
-        test_x, train_x = test_x[: cfg.limit_images], train_x[: cfg.limit_images]
+        test_x, test_feats, test_probs = (t[: cfg.limit_images] for t in (test_x, test_feats, test_probs))
+        train_feats, train_probs = train_feats[: cfg.limit_images], train_probs[: cfg.limit_images]
 
     results = {f"test/{k}": v for k, v in
                reconstruction_metrics(model, test_x, cfg.batch_size).items()}
 
-    # Every image passes through the classifier once; FID, KID, precision/recall,
-    # class entropy and novelty all work on these features.
+    # Every image passes through the classifier once (the real ones in evaluate_classifier);
+    # FID, KID, precision/recall, class entropy and novelty all work on these features.
     bs = cfg.batch_size
-    test_feats, test_probs = M.extract(classifier, test_x, bs)
-    train_feats, train_probs = M.extract(classifier, train_x, bs)
     fake_feats, fake_probs = M.extract(classifier, draw_samples(model, cfg.n_samples, bs, gen), bs)
     # The floor: as many training images as samples, the score a perfect model would reach.
     # Its own generator: the same floor images for every model, whatever its sampling drew.
-    floor = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed))
+    floor = torch.randperm(len(train_feats), generator=torch.Generator().manual_seed(cfg.seed))
     floor = floor[: cfg.n_samples]
     k = min(cfg.k, len(test_x) - 1, cfg.n_samples - 1)
     dist = M.FeatureDistances(test_feats, cfg.kid_subsets, cfg.kid_subset_size)

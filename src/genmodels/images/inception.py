@@ -137,9 +137,9 @@ def score(cfg: InceptionConfig, model_path, features, metrics_out, stage: str) -
     import time
 
     from genmodels.device import pick_device, seed_everything
-    from genmodels.images.evaluate import draw_samples
     from genmodels.images.metrics import FeatureDistances
     from genmodels.images.registry import load_checkpoint
+    from genmodels.images.sampling import draw_samples
     from genmodels.tracking import model_run
 
     t0 = time.perf_counter()

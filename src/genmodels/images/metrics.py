@@ -13,8 +13,6 @@ import math
 import warnings
 
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from genmodels.images.data import batches
 
@@ -56,6 +54,10 @@ class FeatureDistances:
     """
 
     def __init__(self, real: torch.Tensor, kid_subsets: int, kid_subset_size: int):
+        # (imported here: torchmetrics takes 2.3 s to import, and extract() does not need it)
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+
         extractor = Precomputed(real.shape[1])
         self.fid = FrechetInceptionDistance(extractor, reset_real_features=False)
         with warnings.catch_warnings():  # "will save all extracted features": we know
