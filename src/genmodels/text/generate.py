@@ -89,7 +89,8 @@ def complete(
         if token == EOS:
             break
         put(detok.feed(token))
-    put(detok.flush())  # a quote held back to see whether it opens or closes (detokenize.py)
+    if held := detok.flush():  # a quote held back to see whether it opens or closes
+        put(held)
     new.close()  # (at <eos>: restores the thread count and training mode now)
     return None if write else "".join(pieces)
 
