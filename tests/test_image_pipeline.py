@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from genmodels.images.classifier import ClassifierConfig, load_classifier
+from genmodels.images.data import load_split
 from genmodels.images.evaluate import EvaluateConfig, evaluate
 from genmodels.images.metrics import extract
 from genmodels.images.real_features import load_real_features, save_real_features
@@ -96,8 +97,6 @@ def test_every_stage_function_runs_on_tiny_data(fake_data, tmp_path):
 def test_real_features_are_the_classifiers_and_refuse_another_classifier(fake_data, tmp_path):
     """evaluate_classifier extracts the real images' features once for every evaluate_image:
     the same numbers as extracting them in the evaluation, and only for that classifier."""
-    from genmodels.images.data import load_split
-
     ckpts = []
     for seed in (0, 1):
         ckpts.append(tmp_path / f"clf{seed}.pt")

@@ -114,6 +114,9 @@ def test_quoted_sample_is_whole_with_its_prompt(tmp_path):
     write(tmp_path / "long" / "samples_t0.5.txt", long)
     assert passage(tmp_path / "long", 0.5, 100) == (None, "a line of words .\n" * 5 + "…")
     assert passage(tmp_path / "long", 0.5, 1000)[1].endswith("word")  # whole
+    cut = '# h\n\n## unprompted\n\n"Yes, sir."\n\n"\n'  # the budget ran out after an opening quote
+    write(tmp_path / "cut" / "samples_t0.5.txt", cut)
+    assert passage(tmp_path / "cut", 0.5, 1000) == (None, '"Yes, sir."')
     page = render(src, ReportConfig(temperature=1.0))  # no samples_t1.txt: no quote, no error
     assert "```text" not in page
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)

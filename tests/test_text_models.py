@@ -287,3 +287,18 @@ def test_transformer_tells_a_run_of_line_breaks_from_one(one_thread, sink):
         pytest.xfail("without a sink a run of <nl> reads as one <nl>")
     assert one_two > 0.01 and two_three > 0.01  # it can tell them apart
     assert two < 0.05 and three < 0.05  # and has learnt that a third line break never comes
+
+
+@pytest.mark.parametrize("name", ["lstm_adaptive", "transformer"])
+def test_model_outputs_scores_the_stream_as_evaluate_stream(name):
+    """evaluate_text's one test pass (model_outputs with a StreamScore) gives the metrics
+    validation's evaluate_stream gives, and each target's probability behind its loss."""
+    from genmodels.text.scoring import StreamScore, evaluate_stream, model_outputs
+
+    _, model = make(name)
+    data = torch.randint(0, V, (3, 40), generator=torch.Generator().manual_seed(2))
+    score = StreamScore()
+    h, p = model_outputs(model, data, bptt=7, score=score)
+    assert score.result() == evaluate_stream(model, data, bptt=7)
+    assert h.shape[:2] == p.shape == (3, 39)
+    assert -p.log().mean().item() == pytest.approx(score.result()["loss"], rel=1e-6)

@@ -60,6 +60,9 @@ def test_scoring_by_history_matches_scoring_each_target(order):
     assert got["loss"] == pytest.approx(-sum(math.log(p) for p in probs) / n, rel=1e-12)
     assert got["acc"] == top1 / n and got["top5"] == top5 / n
     assert target_probs(model, data).flatten().tolist() == pytest.approx(probs, rel=1e-15)
+    filled = torch.zeros(data.shape[0], data.shape[1] - 1, dtype=torch.float64)
+    assert score_stream(model, data, probs=filled) == got  # the same pass also fills probs
+    assert torch.equal(filled, target_probs(model, data))
     known = [p for p, y in zip(probs, data[:, 1:].flatten().tolist(), strict=True) if y != 0]
     assert got["unk_share"] == pytest.approx(1 - len(known) / n)
     assert got["ppl_known"] == pytest.approx(math.exp(-sum(map(math.log, known)) / len(known)))

@@ -29,15 +29,15 @@ from pathlib import Path
 from genmodels.io import atomic_open, write_json
 
 STAGE = re.compile(r"Running stage '([^']+)'")
-# Which budget a stage counts toward, by the name before its "@"
-IMAGE_STAGES = {"prepare_images", "train_classifier", "evaluate_classifier", "train_image",
-                "evaluate_image", "render_image"}
-TEXT_STAGES = {"prepare_text", "train_text", "evaluate_text", "render_text", "ensemble_text"}
 
 
 def group(stage: str) -> str:
+    """Which budget a stage counts toward, by dvc.yaml's naming: ``*_text`` stages are text,
+    ``*_image(s)`` and ``*_classifier`` (the image metrics' classifier) are images."""
     base = stage.split("@")[0]
-    return "images" if base in IMAGE_STAGES else "text" if base in TEXT_STAGES else "other"
+    if base.endswith("_text"):
+        return "text"
+    return "images" if base.endswith(("_image", "_images", "_classifier")) else "other"
 
 
 def run_timed(command: list[str]) -> tuple[int, float, list[tuple[str, float]]]:

@@ -317,6 +317,12 @@ def passage(folder: Path, temperature: float, chars: int) -> tuple[str | None, s
     if not blocks:
         return None
     prompt, body = next((b for b in blocks if b[0] is not None), blocks[0])
+    # A sample whose token budget ran out just after an opening quote ends in a line with
+    # no words ('"'): the passage ends at the line before
+    lines = body.splitlines()
+    while len(lines) > 1 and not any(c.isalnum() for c in lines[-1]):
+        lines.pop()
+    body = "\n".join(lines).rstrip()
     if len(body) > chars:
         end = body.rfind("\n", 0, chars)
         body = body[: end + 1] + "…" if end > 0 else body[:chars].rsplit(" ", 1)[0] + " …"

@@ -11,7 +11,6 @@ so features of another classifier are refused, not silently compared.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -19,20 +18,17 @@ import torch
 from genmodels.images.data import load_split
 from genmodels.images.metrics import extract
 from genmodels.io import torch_save
+from genmodels.tracking import sha256
 
 FORMAT = 1
 SPLITS = ("test", "train")
 BATCH = 1000  # images per classifier call (the features do not depend on it)
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def save_real_features(classifier, classifier_path: str | Path, data_dir: str | Path,
                        out: str | Path) -> dict:
     """Features (N, F) and class probabilities (N, K) of the test and training images."""
-    saved: dict = {"format": FORMAT, "classifier_sha256": file_sha256(classifier_path)}
+    saved: dict = {"format": FORMAT, "classifier_sha256": sha256(classifier_path)}
     for split in SPLITS:
         images, _ = load_split(data_dir, split)
         feats, probs = extract(classifier, images, BATCH)
@@ -54,7 +50,7 @@ def load_real_features(path: str | Path, classifier_path: str | Path,
         raise ValueError(f"{path}: not a features file ({type(err).__name__})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(f"{path}: not a features file of format {FORMAT}")
-    if saved["classifier_sha256"] != file_sha256(classifier_path):
+    if saved["classifier_sha256"] != sha256(classifier_path):
         raise ValueError(f"{path}: extracted by another classifier than {classifier_path}; "
                          "run the evaluate_classifier stage again")
     out = {}
