@@ -4,10 +4,13 @@
         --words 200 --temperature 0.5 --seed 0
     genmodels generate --model lstm --corpus shakespeare --interactive   # a prompt a line, until EOF
     genmodels generate --checkpoint models:/genmodels-lstm_sherlock@champion --prompt "holmes"
+    genmodels generate --model mix --corpus sherlock --prompt "holmes"  # the ensemble_text mixture
     genmodels promote lstm_sherlock     # champion -> the workspace's model if its test ppl is lower
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
-(``train_text`` entry ``<model>_<corpus>``); ``--checkpoint`` names any other.
+(``train_text`` entry ``<model>_<corpus>``), or the mixture of two of them that
+``ensemble_text`` scored (entry ``mix_<corpus>``: its members' checkpoints, mixed with
+the weights in ``reports/ensemble_text/``); ``--checkpoint`` names any other.
 ``--words`` is 1 to 100000 tokens, printed as they are generated. A prompt longer than
 the model reads (the Transformer's ``context``, 1024 tokens for a recurrent model) is
 cut to its last tokens, with a warning, and only that part is echoed. Errors (a bad checkpoint, bad sampling
@@ -87,11 +90,16 @@ def _promote(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from genmodels.device import seed_everything
     from genmodels.text.generate import complete
+    from genmodels.text.mixture import ensemble_entries, load_mixture
     from genmodels.text.registry import load_checkpoint
     from genmodels.text.sampling import check_sampling
 
     check_sampling(args.temperature, args.top_k, args.top_p)
-    model, itos, ckpt = load_checkpoint(checkpoint_path(args))
+    entry = f"{args.model}_{args.corpus}"
+    if not args.checkpoint and entry in ensemble_entries():  # mix_<corpus>: ensemble_text's mixture
+        model, itos, ckpt = load_mixture(entry)
+    else:
+        model, itos, ckpt = load_checkpoint(checkpoint_path(args))
     newline = ckpt.get("newline", "line")
     gen = seed_everything(args.seed)
 
@@ -120,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="continue a prompt with a trained language model")
-    g.add_argument("--model", default="lstm", help="model part of the train_text entry (lstm)")
+    g.add_argument("--model", default="lstm", help="model part of the train_text entry (lstm), "
+                   "or mix: the ensemble_text mixture of the corpus")
     g.add_argument("--corpus", default="shakespeare", help="corpus part of the entry (sherlock)")
     g.add_argument("--checkpoint", help="a checkpoint path instead of the pipeline's, or a "
                    "registered model: models:/genmodels-<entry>@champion")

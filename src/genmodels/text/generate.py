@@ -40,11 +40,21 @@ def encode_prompt(prompt: str, stoi: dict[str, int], newline: str = "line",
     """Prompt text -> ids, its last ``limit`` tokens if given (``cut_prompt``). Words outside
     the vocabulary become ``<unk>`` with a warning naming them; an empty prompt is
     unprompted generation (it starts after a ``<nl>``)."""
-    from genmodels.data.text import NL, UNK, tokenize
+    return encode_tokens(prompt_tokens(prompt, newline, limit), stoi)
+
+
+def prompt_tokens(prompt: str, newline: str = "line", limit: int | None = None) -> list[str]:
+    """The prompt's tokens as typed (lowercased), its last ``limit`` if given."""
+    from genmodels.data.text import tokenize
 
     tokens = tokenize(prompt, newline)
-    if limit is not None:
-        tokens = cut_prompt(tokens, limit)
+    return tokens if limit is None else cut_prompt(tokens, limit)
+
+
+def encode_tokens(tokens: list[str], stoi: dict[str, int]) -> list[int]:
+    """Tokens -> ids: see :func:`encode_prompt`."""
+    from genmodels.data.text import NL, UNK
+
     unknown = list(dict.fromkeys(t for t in tokens if t not in stoi))
     if unknown:
         log.warning("prompt words not in the vocabulary, read as %s: %s", UNK, ", ".join(unknown))
@@ -72,17 +82,19 @@ def complete(
     token's as soon as it is drawn (``Detokenizer``; a quote waits for the next token),
     nothing is kept, and the return is None; the pieces joined are the string returned
     without it. ``casing`` (the
-    checkpoint's) gives names their capitals.
+    checkpoint's) gives names their capitals. The prompt is echoed as typed: a word outside
+    the vocabulary reads as ``<unk>`` to the model (with a warning) but is shown as written.
     """
-    from genmodels.data.text import EOS, NL
+    from genmodels.data.text import EOS
     from genmodels.text.detokenize import Detokenizer
 
     stoi = {t: i for i, t in enumerate(itos)}
-    ids = encode_prompt(prompt, stoi, newline, model.prompt_limit)
+    tokens = prompt_tokens(prompt, newline, model.prompt_limit)
+    ids = encode_tokens(tokens, stoi)
     detok, pieces = Detokenizer(newline, casing), []
     put = write or pieces.append
-    if not (ids == [stoi[NL]] and not tokenize_is_nl(prompt)):  # else: the <nl> of "no prompt"
-        put("".join(detok.feed(itos[i]) for i in ids))
+    if tokens:  # echoed as typed: a word outside the vocabulary is read as <unk>, not shown so
+        put("".join(detok.feed(t) for t in tokens))
     new = model.stream(torch.tensor([ids]), n_tokens, temperature, top_k, top_p, generator)
     for nxt in new:
         token = itos[nxt.item()]
@@ -94,7 +106,3 @@ def complete(
     new.close()  # (at <eos>: restores the thread count and training mode now)
     return None if write else "".join(pieces)
 
-
-def tokenize_is_nl(prompt: str) -> bool:
-    """True when the prompt itself is only line breaks (so its <nl> is real)."""
-    return "\n" in prompt and not prompt.strip()
