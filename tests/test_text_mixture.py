@@ -113,3 +113,11 @@ def test_cli_refuses_members_of_different_vocabularies(workspace, capsys):
                     newline="paragraph")
     assert main(["generate", "--model", "mix", "--corpus", "sherlock"]) == 2
     assert "different vocabularies" in capsys.readouterr().err
+
+
+def test_cli_refuses_weights_of_other_members(workspace, capsys):
+    """params.yaml changed its members after ensemble_text last ran: the weights are stale."""
+    metrics = {"test": {"weight": {"rnn_sherlock": 0.5, "transformer_sherlock": 0.5}}}
+    (workspace / "reports/ensemble_text/mix_sherlock.json").write_text(json.dumps(metrics))
+    assert main(["generate", "--model", "mix", "--corpus", "sherlock"]) == 2
+    assert "run `dvc repro ensemble_text` again" in capsys.readouterr().err

@@ -26,6 +26,9 @@ from pathlib import Path
 
 # where dvc.yaml's train_text stage writes the entry <model>_<corpus>
 CHECKPOINT = "data/models/text/{name}.pt"
+# where dvc.yaml's ensemble_text stage writes the metrics (with the weights) of mix_<corpus>
+MIXTURE_WEIGHTS = "reports/ensemble_text/{name}.json"
+PARAMS = "params.yaml"
 # Tokens one answer may generate: a long novel (~100k words) at most. A few minutes on a
 # CPU at the models' speed; a mistyped 10**9 would run for days and is refused instead.
 MAX_WORDS = 100_000
@@ -96,8 +99,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     check_sampling(args.temperature, args.top_k, args.top_p)
     entry = f"{args.model}_{args.corpus}"
-    if not args.checkpoint and entry in ensemble_entries():  # mix_<corpus>: ensemble_text's mixture
-        model, itos, ckpt = load_mixture(entry)
+    if not args.checkpoint and entry in ensemble_entries(PARAMS):  # ensemble_text's mixture
+        model, itos, ckpt = load_mixture(entry, PARAMS, MIXTURE_WEIGHTS.format(name=entry), CHECKPOINT)
     else:
         model, itos, ckpt = load_checkpoint(checkpoint_path(args))
     newline = ckpt.get("newline", "line")

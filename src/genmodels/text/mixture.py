@@ -8,7 +8,7 @@ key/value cache), so one step of the mixture is one step of each member, and the
 sampler draws from the mixed distribution as from any model's: temperature, top-k and
 top-p apply to the mixture, and ``<unk>`` is never drawn.
 
-    genmodels generate --model mix --corpus sherlock --prompt "holmes"
+    genmodels generate --model mix --corpus sherlock --prompt "holmes"   (``cli.py``)
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def mixture_weights_file(path: str | Path, members: Sequence[str]) -> list[float
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file: run `dvc repro ensemble_text` first")
-    try:
+    try:  # the stage logs test/weight/<member>, which the metrics file nests (tracking.nest)
         weights = json.loads(path.read_text())["test"]["weight"]
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"{path}: not the metrics of an ensemble_text stage") from None
@@ -87,20 +87,20 @@ def mixture_weights_file(path: str | Path, members: Sequence[str]) -> list[float
     return [float(weights[m]) for m in members]
 
 
-def load_mixture(name: str, params: str | Path = "params.yaml",
-                 metrics: str | Path = "reports/ensemble_text",
-                 models: str | Path = "data/models/text") -> tuple[MixtureLM, list[str], dict]:
+def load_mixture(name: str, params: str | Path, weights_file: str | Path,
+                 checkpoint: str) -> tuple[MixtureLM, list[str], dict]:
     """The ``ensemble_text`` entry ``name`` as one model: (model in eval mode, vocabulary,
     the first member's checkpoint dict, for its newline mode and casing). Its members come
-    from ``params.yaml``, their checkpoints from ``models``, the weights from ``metrics``;
-    members with different vocabularies or line-break modes are refused."""
+    from ``params``, their checkpoints from ``checkpoint.format(name=member)``, the weights
+    from the stage's metrics ``weights_file``; members with different vocabularies or
+    line-break modes are refused."""
     from genmodels.config import load_section
     from genmodels.text.ensemble import EnsembleTextConfig
     from genmodels.text.registry import load_checkpoint
 
     cfg = load_section(params, f"ensemble_text.{name}", EnsembleTextConfig)
-    weights = mixture_weights_file(Path(metrics) / f"{name}.json", cfg.members)
-    loaded = [load_checkpoint(Path(models) / f"{m}.pt") for m in cfg.members]
+    weights = mixture_weights_file(weights_file, cfg.members)
+    loaded = [load_checkpoint(checkpoint.format(name=m)) for m in cfg.members]
     (_, itos, first), *others = loaded
     for member, (_, vocab, ckpt) in zip(cfg.members[1:], others, strict=True):
         if vocab != itos or ckpt.get("newline", "line") != first.get("newline", "line"):
@@ -110,12 +110,11 @@ def load_mixture(name: str, params: str | Path = "params.yaml",
     return model.eval(), itos, first
 
 
-def ensemble_entries(params: str | Path = "params.yaml") -> set[str]:
-    """The names of the ``ensemble_text`` entries in ``params`` (none if it has no such section)."""
-    import yaml
+def ensemble_entries(params: str | Path) -> set[str]:
+    """The names of the ``ensemble_text`` entries in ``params`` (none without the file)."""
+    from genmodels.config import read_params
 
-    path = Path(params)
-    if not path.is_file():
+    if not Path(params).is_file():
         return set()
-    section = (yaml.safe_load(path.read_text()) or {}).get("ensemble_text") or {}
+    section = read_params(params).get("ensemble_text") or {}
     return set(section) if isinstance(section, dict) else set()
