@@ -40,6 +40,9 @@ def evaluate_text(args: argparse.Namespace, stage: str) -> None:
         with atomic_open(args.scores, "wb") as f:
             torch.save(scores, f)
         with atomic_open(args.samples) as f:  # token by token, one block per temperature
+            f.write(f"# {args.name}: the unprompted samples the sample statistics count, token by "
+                    "token (<nl> is a line break; t0_5 is temperature 0.5). The same models' "
+                    "samples as text are the render_text stage's.\n\n")
             f.write("\n".join(f"## {tag}\n\n" + "\n\n".join(" ".join(s) for s in ss) + "\n"
                               for tag, ss in samples.items()))
         run.log_artifact(args.samples)
