@@ -1,9 +1,9 @@
-"""DVC stage `ensemble_text@<name>`: two language models of one corpus mixed into one.
+"""DVC stage `ensemble_text@<name>`: two or more language models of one corpus mixed into one.
 
     python stages/ensemble_text.py --name mix_sherlock --scores data/scores/text \
         --metrics reports/ensemble_text/mix_sherlock.json
 
-Reads the params section ``ensemble_text.<name>`` (its two ``members``) and their
+Reads the params section ``ensemble_text.<name>`` (its ``members``) and their
 per-token scores ``<scores>/<member>.pt`` from evaluate_text; the mixture weights come
 from the validation split, the metrics from the test split (``genmodels.text.ensemble``).
 """

@@ -1,4 +1,4 @@
-"""The ensemble of two language models: EM weights, the mixture's metrics, bad inputs."""
+"""The ensemble of language models: EM weights, the mixture's metrics, bad inputs."""
 
 import json
 import math
@@ -72,6 +72,16 @@ def test_the_mixture_beats_both_members_and_compares_with_the_fair_kneser_ney():
     assert m["test/ppl_known"] != m["test/ppl"]  # <unk> targets left out
 
 
+def test_three_members_mix_and_a_useless_one_takes_no_weight():
+    models = two_models()
+    models["rnn"] = scores("rnn", torch.full((1, 200), 0.01, dtype=torch.float64))
+    pair, three = ensemble_metrics(two_models()), ensemble_metrics(models)
+    weights = [three[f"test/weight/{n}"] for n in models]
+    assert sum(weights) == pytest.approx(1.0) and three["test/weight/rnn"] < 1e-3
+    assert three["test/ppl"] == pytest.approx(pair["test/ppl"], rel=1e-3)
+    assert three["test/member_ppl/rnn"] == pytest.approx(100.0)
+
+
 def test_weights_come_from_validation_not_test():
     models = two_models()
     good_val = torch.full_like(models["lstm"]["model"]["val"], 0.9)
@@ -100,11 +110,12 @@ def test_members_of_different_text_or_baselines_are_refused():
 
 
 @pytest.mark.parametrize("members, message", [
-    (["a", "a"], "two different models"),
-    (["a"], "members.1: missing key"),
-    (["a", "b", "c"], "at most 2 items"),
+    (["a", "a"], "different models, got 'a' twice"),
+    (["a", "b", "a"], "different models, got 'a' twice"),
+    (["a"], "two or more models, got 1"),
+    ([], "two or more models, got 0"),
 ])
-def test_config_wants_two_different_members(members, message):
+def test_config_wants_two_or_more_different_members(members, message):
     with pytest.raises(ParamsError, match=message):
         from_dict(EnsembleTextConfig, {"members": members}, "ensemble_text.mix")
 

@@ -8,7 +8,7 @@
     genmodels promote lstm_sherlock     # champion -> the workspace's model if its test ppl is lower
 
 ``--model``/``--corpus`` name the checkpoint the pipeline trained
-(``train_text`` entry ``<model>_<corpus>``), or the mixture of two of them that
+(``train_text`` entry ``<model>_<corpus>``), or the mixture of several of them that
 ``ensemble_text`` scored (entry ``mix_<corpus>``: its members' checkpoints, mixed with
 the weights in ``reports/ensemble_text/``); ``--checkpoint`` names any other.
 ``--words`` is 1 to 100000 tokens, printed as they are generated. A prompt longer than

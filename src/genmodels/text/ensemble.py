@@ -1,4 +1,4 @@
-"""Two trained language models of one corpus as one: a mixture of their probabilities.
+"""Two or more trained language models of one corpus as one: a mixture of their probabilities.
 
 Linear interpolation of language models (Jelinek & Mercer 1980):
 
@@ -14,7 +14,7 @@ so the mixture scores below the better member; Merity et al. (2018) and Grave et
 (2017) report such ensembles beside their single models. Mixing needs no training and
 no forward pass: ``evaluate_text`` saves each target's probability under the model and
 its fair Kneser-Ney baseline, with and without their caches (``scores`` files), and the
-mixture is read off those. The same mixture of the two cached models is scored against
+mixture is read off those. The same mixture of the cached models is scored against
 Kneser-Ney with its unigram cache, as ``evaluate_text`` compares a single cached model.
 """
 
@@ -33,11 +33,14 @@ from genmodels.text.sampling import UNK_ID
 
 @config
 class EnsembleTextConfig:
-    members: tuple[str, str]  # two train_text entries of one corpus
+    members: tuple[str, ...]  # two or more train_text entries of one corpus
 
     def __post_init__(self):
-        if self.members[0] == self.members[1]:
-            raise ValueError(f"members must be two different models, got {self.members[0]!r} twice")
+        if len(self.members) < 2:
+            raise ValueError(f"members: a mixture needs two or more models, got {len(self.members)}")
+        twice = sorted({m for m in self.members if self.members.count(m) > 1})
+        if twice:
+            raise ValueError(f"members must be different models, got {', '.join(map(repr, twice))} twice")
 
 
 def mixture_weights(p: torch.Tensor, iters: int = 500, tol: float = 1e-12) -> torch.Tensor:
@@ -90,7 +93,7 @@ def check_same_terms(scores: Mapping[str, dict]) -> None:
         for split in ("val", "test"):
             if not torch.equal(first["targets"][split], other["targets"][split]):
                 raise ValueError(f"{a} and {b} were scored on different {split} text: an ensemble "
-                                 "needs two models of one corpus, evaluated alike")
+                                 "needs models of one corpus, evaluated alike")
         if not torch.allclose(first["kneser_ney"]["test"], other["kneser_ney"]["test"]):
             raise ValueError(f"{a} and {b} are compared with different Kneser-Ney baselines "
                              "(their train.unk_alpha differ), so their mixture has no fair one")
