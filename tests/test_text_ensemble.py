@@ -118,6 +118,8 @@ def test_members_of_different_text_or_baselines_are_refused():
 def test_config_wants_two_or_more_different_members(members, message):
     with pytest.raises(ParamsError, match=message):
         from_dict(EnsembleTextConfig, {"members": members}, "ensemble_text.mix")
+    three = from_dict(EnsembleTextConfig, {"members": ["a", "b", "c"]}, "ensemble_text.mix")
+    assert three.members == ("a", "b", "c")
 
 
 def test_read_scores_refuses_another_models_file(tmp_path):
@@ -133,8 +135,10 @@ def test_stage_writes_metrics_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for name, s in two_models().items():
         torch.save(s, tmp_path / f"{name}.pt")
+    torch.save(scores("rnn", torch.full((1, 200), 0.1, dtype=torch.float64)), tmp_path / "rnn.pt")
     params = tmp_path / "params.yaml"
     params.write_text("ensemble_text:\n  mix: {members: [lstm, transformer]}\n"
+                      "  three: {members: [lstm, transformer, rnn]}\n"
                       "  bad: {members: [lstm, missing]}\n")
     out = tmp_path / "reports" / "mix.json"
     argv = ["--scores", str(tmp_path), "--params", str(params)]
@@ -142,6 +146,10 @@ def test_stage_writes_metrics_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     assert stage.main(["--name", "mix", "--metrics", str(out), *argv]) == 0
     metrics = json.loads(out.read_text())
     assert math.isfinite(metrics["test"]["ppl"]) and "lstm" in metrics["test"]["weight"]
+    three = tmp_path / "reports" / "three.json"
+    assert stage.main(["--name", "three", "--metrics", str(three), *argv]) == 0
+    weights = json.loads(three.read_text())["test"]["weight"]
+    assert set(weights) == {"lstm", "transformer", "rnn"} and sum(weights.values()) == pytest.approx(1)
     bad = tmp_path / "reports" / "bad.json"
     assert stage.main(["--name", "bad", "--metrics", str(bad), *argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
